@@ -1,0 +1,166 @@
+"""The contract's models. Nothing else in vitalstream defines a Reading.
+
+All models are frozen pydantic models with ``extra="forbid"`` and timezone-aware datetimes;
+each carries ``schema_version`` so a consumer can reject what it does not understand.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from vitals.catalogue import metric as catalogue_metric
+
+SCHEMA_VERSION: Literal[1] = 1
+
+#: Identifiers that appear in MQTT topics and database keys: never ``/``, ``+`` or ``#``
+#: (MQTT wildcards and level separator), never whitespace.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+_IDENTIFIER_RE = re.compile(IDENTIFIER_PATTERN)
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+
+#: Why a reading has no value. IEEE 11073-20601 special values keep their spec names;
+#: ``not_measured`` and ``sensor_off`` come from monitors' sentinels (e.g. -999, 0 = probe off).
+NoValue = Literal["NaN", "NRes", "+INF", "-INF", "reserved", "not_measured", "sensor_off"]
+Source = Literal["ble", "hl7", "serial", "replay", "sim"]
+Severity = Literal["info", "low", "medium", "high", "critical"]
+#: Outbox priority lanes, most urgent first (ARCHITECTURE.md, reliability model).
+Lane = Literal["alarm", "vitals", "waveform", "backfill"]
+
+
+def is_identifier(text: str) -> bool:
+    """True when ``text`` is usable as a subject, device or gateway id."""
+    return bool(_IDENTIFIER_RE.match(text))
+
+
+def utc(moment: datetime) -> datetime:
+    """Normalise an aware datetime to UTC (the wire's time zone)."""
+    return moment.astimezone(UTC)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Reading(_Frozen):
+    """One measured value of one metric from one device at one time.
+
+    Idempotency key: (device, metric, time). ``value`` is ``None`` exactly when ``no_value``
+    says why (a NaN/NRes sentinel is "no value", never 0).
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    subject: Identifier
+    device: Identifier
+    metric: str
+    value: float | None
+    no_value: NoValue | None = None
+    unit: str
+    time: AwareDatetime
+    seq: int = Field(default=0, ge=0)
+    source: Source
+    quality: tuple[str, ...] = ()
+    original_value: float | None = None
+    original_unit: str | None = None
+    incident: Identifier | None = None
+
+    @field_validator("time")
+    @classmethod
+    def _to_utc(cls, moment: datetime) -> datetime:
+        return utc(moment)
+
+    @model_validator(mode="after")
+    def _check_against_catalogue(self) -> Self:
+        spec = catalogue_metric(self.metric)
+        if self.unit != spec.unit:
+            raise ValueError(
+                f"unit {self.unit!r} is not the canonical unit {spec.unit!r} of {self.metric}; "
+                "convert in the decoder"
+            )
+        if (self.value is None) == (self.no_value is None):
+            raise ValueError("exactly one of value and no_value must be set")
+        if self.value is not None and not math.isfinite(self.value):
+            raise ValueError("value must be finite; use no_value for NaN/INF sentinels")
+        return self
+
+    @property
+    def key(self) -> tuple[str, str, datetime]:
+        """The idempotency key (device, metric, time)."""
+        return (self.device, self.metric, self.time)
+
+
+class Batch(_Frozen):
+    """What an edge gateway publishes on ``.../readings``: a batch of readings with an id.
+
+    ``sent_at`` is the gateway's wall clock at publish time; the ingest service measures
+    publish-to-commit latency from it.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    batch_id: Identifier
+    gateway: Identifier
+    sent_at: AwareDatetime
+    readings: tuple[Reading, ...] = Field(min_length=1)
+
+
+class BatchAck(_Frozen):
+    """The ingest service's confirmation, on ``.../ack``, that batches are durably handled.
+
+    Sent only after the database commit: each listed batch is stored or dead-lettered, so the
+    edge may delete it from its outbox (end-to-end acknowledgement; see docs/reliability.md).
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    batch_ids: tuple[Identifier, ...] = Field(min_length=1)
+    committed_at: AwareDatetime
+
+
+class DeviceStatus(_Frozen):
+    """One device as its gateway sees it."""
+
+    device: Identifier
+    last_reading_at: AwareDatetime | None = None
+    battery_pct: float | None = Field(default=None, ge=0, le=100)
+
+
+class GatewayStatus(_Frozen):
+    """Retained on ``.../status``; the broker publishes the last-will copy with ``offline``."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    gateway: Identifier
+    state: Literal["online", "offline"]
+    time: AwareDatetime
+    queue_depth: int | None = Field(default=None, ge=0)
+    devices: tuple[DeviceStatus, ...] = ()
+    software: str | None = None
+
+
+class Alert(_Frozen):
+    """A rule's finding about one subject, as the engine emits it."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    subject: Identifier
+    rule: str
+    severity: Severity
+    time: AwareDatetime
+    message: str
+    metric: str | None = None
+    value: float | None = None
+    state: Literal["active", "acknowledged", "resolved"] = "active"
+
+
+def now_utc() -> datetime:
+    """The current time, aware, in UTC. Shells call this; pure code takes ``now`` as input."""
+    return datetime.now(UTC)

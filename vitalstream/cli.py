@@ -1,0 +1,55 @@
+"""The ``vitalstream`` command line. Each command group lives in ``vitalstream.commands``."""
+
+from __future__ import annotations
+
+import typer
+
+from vitalstream import __version__
+from vitalstream.commands.decode import decode_app
+from vitalstream.commands.demo import demo_command
+from vitalstream.commands.ingest import ingest_app
+from vitalstream.commands.rhythm import rhythm_app
+
+app = typer.Typer(
+    name="vitalstream",
+    help=(
+        "vitalstream: vital signs from BLE wearables and bedside/ambulance monitors, over MQTT, "
+        "into PostgreSQL/TimescaleDB, with clinical rules.\n\n"
+        "Start with `vitalstream demo`: it starts whatever is missing (database, broker), runs "
+        "simulated home patients and an ambulance through the real pipeline, and prints a "
+        "summary. NOT a cleared medical device."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vitalstream {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Root options."""
+
+
+app.command("demo")(demo_command)
+app.add_typer(decode_app, name="decode")
+app.add_typer(rhythm_app, name="rhythm")
+app.add_typer(ingest_app, name="ingest")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
