@@ -3,6 +3,7 @@
 Imports nothing else of vitalstream; every other package imports it.
 """
 
+from vitals.broker import BrokerAddress, parse_broker_url
 from vitals.catalogue import CATALOGUE, MetricSpec, by_mdc_code, metric
 from vitals.codec import MAX_PAYLOAD_BYTES, decode, encode
 from vitals.errors import ImplausibleValueError, PayloadError, UnknownMetricError, VitalsError
@@ -31,6 +32,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Alert",
     "Batch",
+    "BrokerAddress",
     "BatchAck",
     "DeviceStatus",
     "GatewayStatus",
@@ -51,6 +53,7 @@ __all__ = [
     "is_identifier",
     "metric",
     "now_utc",
+    "parse_broker_url",
     "parse_topic",
     "subscription",
     "utc",

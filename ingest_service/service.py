@@ -1,0 +1,275 @@
+"""The ingest service: MQTT in, PostgreSQL out, rules, acknowledgements after commit.
+
+Delivery guarantee (docs/reliability.md): the service subscribes with a persistent session
+(clean_session=False, fixed client id) and paho-mqtt's *manual* acknowledgement, so the
+broker's copy of a message is released only after the database transaction that stored or
+dead-lettered it has committed. Then it publishes a :class:`vitals.BatchAck` to the gateway so
+the edge outbox can delete the rows. A crash at any point before the commit leaves the message
+with the broker (redelivered) and in the edge outbox (re-sent); the unique key makes both
+harmless.
+
+Back-pressure: with manual acks the broker stops sending once its in-flight window for this
+client is full, so a slow database slows the broker's delivery instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from alert_rules import EMPTY_STATE, EngineState, evaluate
+from ingest_service.schema import DatabaseKind, migrate
+from ingest_service.settings import IngestSettings
+from ingest_service.storage import (
+    Delivery,
+    upsert_gateway_status,
+    write_alerts,
+    write_deliveries,
+)
+from ingest_service.validate import AcceptedBatch, validate_message
+from vitals import (
+    BatchAck,
+    GatewayStatus,
+    PayloadError,
+    decode,
+    encode,
+    gateway_topic,
+    now_utc,
+    parse_broker_url,
+    parse_topic,
+    subscription,
+)
+
+log = logging.getLogger("vitalstream.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    session: int
+
+
+@dataclass
+class IngestCounters:
+    """Running totals since start (also exported on /metrics later)."""
+
+    messages: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    alerts: int = 0
+    commits: int = 0
+
+
+class IngestService:
+    """Run with ``with IngestService(settings) as svc: svc.run_until(event)`` or start()/stop()."""
+
+    def __init__(self, settings: IngestSettings) -> None:
+        self.settings = settings
+        self.counters = IngestCounters()
+        self.database_kind: DatabaseKind | None = None
+        self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rule_state: EngineState = EMPTY_STATE
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._ready = threading.Event()
+        # Bumped on every (re)connect: a message id is only meaningful in the connection that
+        # delivered it, so acks for older connections are skipped (the broker redelivers).
+        self._session = 0
+        self._closing = False
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.ingest_client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.on_disconnect = self._on_disconnect
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> IngestService:
+        self._connect_database()
+        broker = parse_broker_url(self.settings.broker_url)
+        self._client.connect_async(broker.host, broker.port, keepalive=20)
+        self._client.loop_start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closing = True
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._conn is not None:
+            self._conn.close()
+
+    def start(self) -> None:
+        """Enter and run in a background thread (tests, demo in-process)."""
+        self.__enter__()
+        self._thread = threading.Thread(target=self.run_until, args=(self._stop,),
+                                        name="ingest", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop (after the batch in hand is committed) and disconnect."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        self.__exit__(None, None, None)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until subscribed to the broker."""
+        return self._ready.wait(timeout)
+
+    def run_until(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set."""
+        while not stop.is_set():
+            messages = self._collect()
+            if messages:
+                self._process_with_retry(messages, stop)
+
+    # -- MQTT callbacks (paho's thread) ------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
+                    reason: object, properties: object) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("broker refused the ingest connection: %s", reason)
+            return
+        prefix = self.settings.topic_prefix
+        client.subscribe([(subscription("readings", prefix), 1),
+                          (subscription("status", prefix), 1)])
+        self._session += 1
+        self._ready.set()
+        log.info("ingest subscribed at %s", self.settings.broker_url)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
+                       reason: object, properties: object) -> None:
+        self._ready.clear()
+        if not self._closing:
+            log.warning("ingest lost the broker (%s); paho reconnects", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: object,
+                    message: mqtt.MQTTMessage) -> None:
+        self._inbox.put(_Message(message.topic, bytes(message.payload), message.mid,
+                                 message.qos, self._session))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _collect(self) -> list[_Message]:
+        try:
+            first = self._inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        messages = [first]
+        deadline = time.monotonic() + self.settings.batch_max_wait_s
+        budget = self.settings.batch_max_readings
+        while budget > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                message = self._inbox.get(timeout=remaining)
+            except queue.Empty:
+                break
+            messages.append(message)
+            budget -= max(1, len(message.payload) // 200)  # ~200 bytes per JSON reading
+        return messages
+
+    def _process_with_retry(self, messages: list[_Message], stop: threading.Event) -> None:
+        delay = 0.5
+        while True:
+            try:
+                self._process(messages)
+                return
+            except psycopg.OperationalError as exc:
+                log.error("database unavailable (%s); retrying in %.1f s, nothing acked",
+                          exc, delay)
+                if stop.wait(delay):
+                    return
+                delay = min(delay * 2, 10.0)
+                self._connect_database()
+
+    def _process(self, messages: list[_Message]) -> None:
+        conn = self._require_connection()
+        now = now_utc()
+        prefix = self.settings.topic_prefix
+        deliveries: list[Delivery] = []
+        statuses: list[GatewayStatus] = []
+        for message in messages:
+            kind = _topic_kind(message.topic, prefix)
+            if kind == "status":
+                try:
+                    statuses.append(decode(message.payload, GatewayStatus))
+                except PayloadError as exc:
+                    log.warning("ignoring a malformed status on %s: %s", message.topic,
+                                exc.detail)
+                continue
+            deliveries.append(Delivery(
+                message.topic, message.payload, now,
+                validate_message(message.topic, message.payload, prefix=prefix, now=now),
+            ))
+        committed_at = now_utc()
+        with conn.transaction():
+            result = write_deliveries(conn, deliveries, committed_at)
+            alerts, new_state = evaluate(result.inserted, self._rule_state, committed_at)
+            write_alerts(conn, alerts)
+            for status in statuses:
+                upsert_gateway_status(conn, status)
+        # Committed: now (and only now) release the broker's copies and confirm to the edge.
+        self._rule_state = new_state
+        for message in messages:
+            if message.session == self._session:
+                self._client.ack(message.mid, message.qos)
+        self._confirm_to_gateways(deliveries)
+        self.counters.messages += len(messages)
+        self.counters.stored += len(result.inserted)
+        self.counters.duplicates += result.duplicates
+        self.counters.dead_lettered += result.dead_lettered
+        self.counters.alerts += len(alerts)
+        self.counters.commits += 1
+
+    def _confirm_to_gateways(self, deliveries: list[Delivery]) -> None:
+        by_gateway: dict[str, list[str]] = defaultdict(list)
+        for delivery in deliveries:
+            if isinstance(delivery.outcome, AcceptedBatch):
+                batch = delivery.outcome.batch
+                by_gateway[batch.gateway].append(batch.batch_id)
+        for gateway, batch_ids in by_gateway.items():
+            ack = BatchAck(batch_ids=tuple(batch_ids), committed_at=now_utc())
+            self._client.publish(gateway_topic(gateway, "ack", self.settings.topic_prefix),
+                                 encode(ack), qos=1)
+
+    def _connect_database(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        try:
+            self._conn = psycopg.connect(self.settings.database_url, connect_timeout=5)
+        except psycopg.OperationalError as exc:
+            self._conn = None
+            log.error("cannot reach the database (%s); check VITALSTREAM_DATABASE_URL", exc)
+            return
+        if self.database_kind is None:
+            self.database_kind = migrate(self._conn)
+
+    def _require_connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed:
+            raise psycopg.OperationalError("no database connection")
+        return self._conn
+
+
+def _topic_kind(topic: str, prefix: str) -> str | None:
+    try:
+        return parse_topic(topic, prefix)[1]
+    except PayloadError:
+        return None

@@ -1,0 +1,161 @@
+"""The write path: one transaction per group of MQTT messages, committed before any ack.
+
+Readings go through binary COPY into a temporary staging table, then
+``INSERT ... ON CONFLICT (device, metric, time) DO NOTHING RETURNING`` into ``readings``: the
+RETURNING rows are exactly the readings stored for the first time, which are the only ones
+handed to the rules engine (a re-sent reading never raises a second alert).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ingest_service.validate import AcceptedBatch, RejectedMessage
+from vitals import Alert, GatewayStatus, Reading, encode
+
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS staging_readings (
+    LIKE readings INCLUDING DEFAULTS
+) ON COMMIT DELETE ROWS
+"""
+
+_COLUMNS = (
+    "time", "subject", "device", "metric", "value", "no_value", "unit", "seq", "source",
+    "quality", "original_value", "original_unit", "incident", "gateway", "batch_id",
+    "received_at",
+)
+_TYPES = (
+    "timestamptz", "text", "text", "text", "float8", "text", "text", "int8", "text",
+    "text[]", "float8", "text", "text", "text", "text", "timestamptz",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One MQTT message as received, validated."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    outcome: AcceptedBatch | RejectedMessage
+
+
+@dataclass
+class WriteResult:
+    """What one transaction did."""
+
+    inserted: list[Reading] = field(default_factory=list)
+    duplicates: int = 0
+    dead_lettered: int = 0
+
+
+Connection = psycopg.Connection[tuple[object, ...]]
+
+
+def write_deliveries(conn: Connection, deliveries: Sequence[Delivery],
+                     committed_at: datetime) -> WriteResult:
+    """Store readings and dead letters of ``deliveries`` (inside the caller's transaction)."""
+    result = WriteResult()
+    staged: dict[tuple[str, str, datetime], Reading] = {}
+    per_batch: list[tuple[AcceptedBatch, Delivery]] = []
+    conn.execute(_STAGING)
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY staging_readings ({', '.join(_COLUMNS)}) "
+                      "FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(_TYPES))
+            for delivery in deliveries:
+                outcome = delivery.outcome
+                if isinstance(outcome, RejectedMessage):
+                    continue
+                per_batch.append((outcome, delivery))
+                for reading in outcome.readings:
+                    staged[reading.key] = reading
+                    copy.write_row(_row(reading, outcome, delivery.received_at))
+        cur.execute(
+            f"INSERT INTO readings ({', '.join(_COLUMNS)}) "
+            f"SELECT {', '.join(_COLUMNS)} FROM staging_readings "
+            "ON CONFLICT (device, metric, time) DO NOTHING RETURNING device, metric, time"
+        )
+        inserted_keys = {(str(d), str(m), t) for d, m, t in cur.fetchall()
+                         if isinstance(t, datetime)}
+    result.inserted = [staged[key] for key in inserted_keys if key in staged]
+
+    for delivery in deliveries:
+        outcome = delivery.outcome
+        if isinstance(outcome, RejectedMessage):
+            _dead_letter(conn, delivery, outcome.gateway, None, outcome.kind, outcome.detail,
+                         delivery.payload, None)
+            result.dead_lettered += 1
+    for accepted, delivery in per_batch:
+        dead = 0
+        for rejected in accepted.rejected:
+            dead += _dead_letter(conn, delivery, accepted.batch.gateway, accepted.batch.batch_id,
+                                 rejected.kind, rejected.detail, encode(rejected.reading),
+                                 rejected.reading)
+        result.dead_lettered += dead
+        new = sum(1 for r in accepted.readings if r.key in inserted_keys)
+        inserted_keys.difference_update(r.key for r in accepted.readings)
+        duplicates = len(accepted.readings) - new
+        result.duplicates += duplicates
+        conn.execute(
+            "INSERT INTO ingest_batches (batch_id, gateway, sent_at, first_committed_at, "
+            " readings, inserted, duplicates, dead_lettered) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (batch_id) DO UPDATE SET deliveries = ingest_batches.deliveries + 1, "
+            " duplicates = ingest_batches.duplicates + EXCLUDED.duplicates",
+            (accepted.batch.batch_id, accepted.batch.gateway, accepted.batch.sent_at,
+             committed_at, len(accepted.batch.readings), new, duplicates, dead),
+        )
+    return result
+
+
+def write_alerts(conn: Connection, alerts: Sequence[Alert]) -> None:
+    """Insert the rules engine's new alerts (inside the caller's transaction)."""
+    if not alerts:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO alerts (subject, rule, severity, time, message, metric, value, state) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [(a.subject, a.rule, a.severity, a.time, a.message, a.metric, a.value, a.state)
+             for a in alerts],
+        )
+
+
+def upsert_gateway_status(conn: Connection, status: GatewayStatus) -> None:
+    """Remember a gateway's latest retained status (last seen, queue depth, devices)."""
+    conn.execute(
+        "INSERT INTO gateways (gateway, state, last_seen, status) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT (gateway) DO UPDATE SET state = EXCLUDED.state, "
+        " last_seen = greatest(gateways.last_seen, EXCLUDED.last_seen), status = EXCLUDED.status",
+        (status.gateway, status.state, status.time,
+         Jsonb(json.loads(status.model_dump_json()))),
+    )
+
+
+def _row(reading: Reading, accepted: AcceptedBatch, received_at: datetime) -> tuple[object, ...]:
+    return (
+        reading.time, reading.subject, reading.device, reading.metric, reading.value,
+        reading.no_value, reading.unit, reading.seq, reading.source, list(reading.quality),
+        reading.original_value, reading.original_unit, reading.incident,
+        accepted.batch.gateway, accepted.batch.batch_id, received_at,
+    )
+
+
+def _dead_letter(conn: Connection, delivery: Delivery, gateway: str | None, batch_id: str | None,
+                 kind: str, detail: str, payload: bytes, reading: Reading | None) -> int:
+    cur = conn.execute(
+        "INSERT INTO dead_letters (received_at, topic, gateway, batch_id, reason_kind, "
+        " reason_detail, payload, device, metric, time) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (delivery.received_at, delivery.topic, gateway, batch_id, kind, detail, payload,
+         reading.device if reading else None, reading.metric if reading else None,
+         reading.time if reading else None),
+    )
+    return cur.rowcount
