@@ -129,8 +129,9 @@ def evaluate(
             if rule.breached_by(reading.value):
                 streak = before.streak + 1
                 fire = streak >= rule.consecutive and not before.open
-                memory[key] = RuleMemory(streak=streak, open=before.open or fire,
-                                         last_time=reading.time)
+                memory[key] = RuleMemory(
+                    streak=streak, open=before.open or fire, last_time=reading.time
+                )
                 if fire:
                     alerts.append(
                         Alert(

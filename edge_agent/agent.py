@@ -101,9 +101,20 @@ class EdgeAgent:
         return self._depth
 
     def run(self) -> None:
-        """The agent loop (blocks until :meth:`stop`)."""
-        with Outbox(self._outbox_path) as outbox, \
-                GatewayLink(self.gateway, self._broker, self._prefix) as link:
+        """The agent loop (blocks until :meth:`stop`); a crash is logged, never silent."""
+        try:
+            self._loop()
+        except Exception:
+            log.exception(
+                "edge agent %s stopped on an error; its outbox keeps the data", self.gateway
+            )
+            raise
+
+    def _loop(self) -> None:
+        with (
+            Outbox(self._outbox_path) as outbox,
+            GatewayLink(self.gateway, self._broker, self._prefix) as link,
+        ):
             next_status = 0.0
             while not self._stop.is_set():
                 if not self._sources_done.is_set():
@@ -155,7 +166,7 @@ class EdgeAgent:
         sent = 0
         size = self._settings.batch_size
         for start in range(0, len(rows), size):
-            chunk = rows[start:start + size]
+            chunk = rows[start : start + size]
             batch = Batch(
                 batch_id=uuid.uuid4().hex,
                 gateway=self.gateway,
@@ -176,7 +187,10 @@ class EdgeAgent:
 
     def _publish_status(self, link: GatewayLink) -> None:
         status = GatewayStatus(
-            gateway=self.gateway, state="online", time=now_utc(), queue_depth=self._depth,
+            gateway=self.gateway,
+            state="online",
+            time=now_utc(),
+            queue_depth=self._depth,
             software="vitalstream-edge",
         )
         link.publish("status", encode(status), retain=True)

@@ -99,8 +99,14 @@ class GatewayLink:
         info = self._client.publish(self.topic(kind), payload, qos=1, retain=retain)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
-                    reason: object, properties: object) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        reason: object,
+        properties: object,
+    ) -> None:
         if getattr(reason, "is_failure", False):
             log.warning("gateway %s: broker refused the connection: %s", self.gateway, reason)
             return
@@ -109,15 +115,21 @@ class GatewayLink:
         self._reconnected.set()
         log.info("gateway %s connected to %s", self.gateway, self._broker.url)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
-                       reason: object, properties: object) -> None:
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        reason: object,
+        properties: object,
+    ) -> None:
         if self._connected.is_set() and not self._closing:
-            log.warning("gateway %s lost the broker (%s); buffering in the outbox",
-                        self.gateway, reason)
+            log.warning(
+                "gateway %s lost the broker (%s); buffering in the outbox", self.gateway, reason
+            )
         self._connected.clear()
 
-    def _on_message(self, client: mqtt.Client, userdata: object,
-                    message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         try:
             self.acks.put(decode(bytes(message.payload), BatchAck))
         except PayloadError as exc:

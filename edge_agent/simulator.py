@@ -30,7 +30,11 @@ LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 
 Condition = Literal["hypertension", "diabetes", "copd", "heart_failure", "elderly"]
 HOME_CONDITIONS: tuple[Condition, ...] = (
-    "hypertension", "diabetes", "copd", "heart_failure", "elderly",
+    "hypertension",
+    "diabetes",
+    "copd",
+    "heart_failure",
+    "elderly",
 )
 
 
@@ -48,8 +52,9 @@ class SimPatient:
         return f"{self.gateway}-{kind}"
 
 
-def _reading(patient: SimPatient, device_kind: str, metric_name: str, value: float,
-             moment: datetime) -> Reading:
+def _reading(
+    patient: SimPatient, device_kind: str, metric_name: str, value: float, moment: datetime
+) -> Reading:
     return Reading(
         subject=patient.subject,
         device=patient.device(device_kind),
@@ -122,15 +127,23 @@ def simulate_home(patient: SimPatient, start: datetime, end: datetime, seed: int
 
     def blood_pressure(moment: datetime, systolic: float, diastolic: float) -> None:
         mean = diastolic + (systolic - diastolic) / 3
-        for name, value in (("bp_systolic", systolic), ("bp_diastolic", diastolic),
-                            ("bp_mean", mean)):
+        for name, value in (
+            ("bp_systolic", systolic),
+            ("bp_diastolic", diastolic),
+            ("bp_mean", mean),
+        ):
             out.append(_reading(patient, "cuff", name, round(value), moment))
-        out.append(_reading(patient, "cuff", "pulse_rate",
-                            round(base.heart_rate + rng.gauss(0, 4)), moment))
+        out.append(
+            _reading(
+                patient, "cuff", "pulse_rate", round(base.heart_rate + rng.gauss(0, 4)), moment
+            )
+        )
 
     for at in (time(7, 30), time(19, 30)):
         for moment in _local_times(start, end, at):
-            blood_pressure(moment, base.systolic + rng.gauss(0, 7), base.diastolic + rng.gauss(0, 5))
+            blood_pressure(
+                moment, base.systolic + rng.gauss(0, 7), base.diastolic + rng.gauss(0, 5)
+            )
 
     if patient.condition == "hypertension":
         crisis = start + window * 0.55
@@ -158,8 +171,9 @@ def simulate_home(patient: SimPatient, start: datetime, end: datetime, seed: int
     return sorted(out, key=lambda r: r.time)
 
 
-def simulate_ambulance(patient: SimPatient, start: datetime, end: datetime,
-                       seed: int) -> list[Reading]:
+def simulate_ambulance(
+    patient: SimPatient, start: datetime, end: datetime, seed: int
+) -> list[Reading]:
     """An ambulance patient deteriorating towards shock over [start, end), every 15 s."""
     rng = random.Random(seed)
     total = (end - start).total_seconds()
@@ -181,8 +195,11 @@ def simulate_ambulance(patient: SimPatient, start: datetime, end: datetime,
         if step % 12 == 0:  # NIBP every 3 minutes
             systolic = lerp(118, 82, f) + rng.gauss(0, 3)
             diastolic = lerp(74, 50, f) + rng.gauss(0, 2)
-            values |= {"bp_systolic": systolic, "bp_diastolic": diastolic,
-                       "bp_mean": diastolic + (systolic - diastolic) / 3}
+            values |= {
+                "bp_systolic": systolic,
+                "bp_diastolic": diastolic,
+                "bp_mean": diastolic + (systolic - diastolic) / 3,
+            }
         if step % 40 == 0:
             values["gcs"] = 15 if f < 0.5 else 14
             values["body_temperature"] = lerp(37.2, 38.6, f)
@@ -208,11 +225,14 @@ class TimeWarpSource:
 
     def due(self, elapsed_wall_s: float) -> list[Reading]:
         """Readings whose time has come after ``elapsed_wall_s`` seconds of wall time."""
-        horizon = self._sim_start + timedelta(seconds=elapsed_wall_s * self._speed)
         first = self._next
+        if elapsed_wall_s == float("inf"):
+            self._next = len(self._readings)
+            return self._readings[first:]
+        horizon = self._sim_start + timedelta(seconds=elapsed_wall_s * self._speed)
         while self._next < len(self._readings) and self._readings[self._next].time <= horizon:
             self._next += 1
-        return self._readings[first:self._next]
+        return self._readings[first : self._next]
 
     @property
     def remaining(self) -> int:

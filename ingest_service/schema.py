@@ -18,7 +18,10 @@ DatabaseKind = Literal["timescaledb", "postgresql"]
 _MIGRATION_LOCK = 0x76_73_6D_67  # "vsmg"
 
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
-    (1, "readings, dead letters, batches, alerts, gateways", """
+    (
+        1,
+        "readings, dead letters, batches, alerts, gateways",
+        """
 CREATE TABLE readings (
     time            timestamptz      NOT NULL,
     subject         text             NOT NULL,
@@ -93,7 +96,8 @@ CREATE TABLE gateways (
     last_seen   timestamptz      NOT NULL,
     status      jsonb            NOT NULL
 );
-"""),
+""",
+    ),
 )
 
 #: Applied after migration 1 when TimescaleDB is available (small and standard on purpose;

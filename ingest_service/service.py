@@ -119,8 +119,9 @@ class IngestService:
     def start(self) -> None:
         """Enter and run in a background thread (tests, demo in-process)."""
         self.__enter__()
-        self._thread = threading.Thread(target=self.run_until, args=(self._stop,),
-                                        name="ingest", daemon=True)
+        self._thread = threading.Thread(
+            target=self.run_until, args=(self._stop,), name="ingest", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -142,28 +143,41 @@ class IngestService:
                 self._process_with_retry(messages, stop)
 
     # -- MQTT callbacks (paho's thread) ------------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
-                    reason: object, properties: object) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        reason: object,
+        properties: object,
+    ) -> None:
         if getattr(reason, "is_failure", False):
             log.error("broker refused the ingest connection: %s", reason)
             return
         prefix = self.settings.topic_prefix
-        client.subscribe([(subscription("readings", prefix), 1),
-                          (subscription("status", prefix), 1)])
+        client.subscribe(
+            [(subscription("readings", prefix), 1), (subscription("status", prefix), 1)]
+        )
         self._session += 1
         self._ready.set()
         log.info("ingest subscribed at %s", self.settings.broker_url)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
-                       reason: object, properties: object) -> None:
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: object,
+        reason: object,
+        properties: object,
+    ) -> None:
         self._ready.clear()
         if not self._closing:
             log.warning("ingest lost the broker (%s); paho reconnects", reason)
 
-    def _on_message(self, client: mqtt.Client, userdata: object,
-                    message: mqtt.MQTTMessage) -> None:
-        self._inbox.put(_Message(message.topic, bytes(message.payload), message.mid,
-                                 message.qos, self._session))
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        self._inbox.put(
+            _Message(message.topic, bytes(message.payload), message.mid, message.qos, self._session)
+        )
 
     # -- the loop ------------------------------------------------------------------------------
     def _collect(self) -> list[_Message]:
@@ -193,8 +207,9 @@ class IngestService:
                 self._process(messages)
                 return
             except psycopg.OperationalError as exc:
-                log.error("database unavailable (%s); retrying in %.1f s, nothing acked",
-                          exc, delay)
+                log.error(
+                    "database unavailable (%s); retrying in %.1f s, nothing acked", exc, delay
+                )
                 if stop.wait(delay):
                     return
                 delay = min(delay * 2, 10.0)
@@ -212,13 +227,16 @@ class IngestService:
                 try:
                     statuses.append(decode(message.payload, GatewayStatus))
                 except PayloadError as exc:
-                    log.warning("ignoring a malformed status on %s: %s", message.topic,
-                                exc.detail)
+                    log.warning("ignoring a malformed status on %s: %s", message.topic, exc.detail)
                 continue
-            deliveries.append(Delivery(
-                message.topic, message.payload, now,
-                validate_message(message.topic, message.payload, prefix=prefix, now=now),
-            ))
+            deliveries.append(
+                Delivery(
+                    message.topic,
+                    message.payload,
+                    now,
+                    validate_message(message.topic, message.payload, prefix=prefix, now=now),
+                )
+            )
         committed_at = now_utc()
         with conn.transaction():
             result = write_deliveries(conn, deliveries, committed_at)
@@ -247,8 +265,9 @@ class IngestService:
                 by_gateway[batch.gateway].append(batch.batch_id)
         for gateway, batch_ids in by_gateway.items():
             ack = BatchAck(batch_ids=tuple(batch_ids), committed_at=now_utc())
-            self._client.publish(gateway_topic(gateway, "ack", self.settings.topic_prefix),
-                                 encode(ack), qos=1)
+            self._client.publish(
+                gateway_topic(gateway, "ack", self.settings.topic_prefix), encode(ack), qos=1
+            )
 
     def _connect_database(self) -> None:
         if self._conn is not None and not self._conn.closed:

@@ -26,14 +26,49 @@ CREATE TEMP TABLE IF NOT EXISTS staging_readings (
 """
 
 _COLUMNS = (
-    "time", "subject", "device", "metric", "value", "no_value", "unit", "seq", "source",
-    "quality", "original_value", "original_unit", "incident", "gateway", "batch_id",
+    "time",
+    "subject",
+    "device",
+    "metric",
+    "value",
+    "no_value",
+    "unit",
+    "seq",
+    "source",
+    "quality",
+    "original_value",
+    "original_unit",
+    "incident",
+    "gateway",
+    "batch_id",
     "received_at",
 )
 _TYPES = (
-    "timestamptz", "text", "text", "text", "float8", "text", "text", "int8", "text",
-    "text[]", "float8", "text", "text", "text", "text", "timestamptz",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "float8",
+    "text",
+    "text",
+    "int8",
+    "text",
+    "text[]",
+    "float8",
+    "text",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
 )
+
+# Column names are module constants; no value ever reaches the SQL text.
+_UPSERT = (
+    f"INSERT INTO readings ({', '.join(_COLUMNS)}) "  # noqa: S608
+    f"SELECT {', '.join(_COLUMNS)} FROM staging_readings "
+    "ON CONFLICT (device, metric, time) DO NOTHING RETURNING device, metric, time"
+)
+_COPY = f"COPY staging_readings ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +93,16 @@ class WriteResult:
 Connection = psycopg.Connection[tuple[object, ...]]
 
 
-def write_deliveries(conn: Connection, deliveries: Sequence[Delivery],
-                     committed_at: datetime) -> WriteResult:
+def write_deliveries(
+    conn: Connection, deliveries: Sequence[Delivery], committed_at: datetime
+) -> WriteResult:
     """Store readings and dead letters of ``deliveries`` (inside the caller's transaction)."""
     result = WriteResult()
     staged: dict[tuple[str, str, datetime], Reading] = {}
     per_batch: list[tuple[AcceptedBatch, Delivery]] = []
     conn.execute(_STAGING)
     with conn.cursor() as cur:
-        with cur.copy(f"COPY staging_readings ({', '.join(_COLUMNS)}) "
-                      "FROM STDIN (FORMAT BINARY)") as copy:
+        with cur.copy(_COPY) as copy:
             copy.set_types(list(_TYPES))
             for delivery in deliveries:
                 outcome = delivery.outcome
@@ -77,27 +112,40 @@ def write_deliveries(conn: Connection, deliveries: Sequence[Delivery],
                 for reading in outcome.readings:
                     staged[reading.key] = reading
                     copy.write_row(_row(reading, outcome, delivery.received_at))
-        cur.execute(
-            f"INSERT INTO readings ({', '.join(_COLUMNS)}) "
-            f"SELECT {', '.join(_COLUMNS)} FROM staging_readings "
-            "ON CONFLICT (device, metric, time) DO NOTHING RETURNING device, metric, time"
-        )
-        inserted_keys = {(str(d), str(m), t) for d, m, t in cur.fetchall()
-                         if isinstance(t, datetime)}
+        # Column names are module constants; no value ever reaches the SQL text.
+        cur.execute(_UPSERT)
+        inserted_keys = {
+            (str(d), str(m), t) for d, m, t in cur.fetchall() if isinstance(t, datetime)
+        }
     result.inserted = [staged[key] for key in inserted_keys if key in staged]
 
     for delivery in deliveries:
         outcome = delivery.outcome
         if isinstance(outcome, RejectedMessage):
-            _dead_letter(conn, delivery, outcome.gateway, None, outcome.kind, outcome.detail,
-                         delivery.payload, None)
+            _dead_letter(
+                conn,
+                delivery,
+                outcome.gateway,
+                None,
+                outcome.kind,
+                outcome.detail,
+                delivery.payload,
+                None,
+            )
             result.dead_lettered += 1
     for accepted, delivery in per_batch:
         dead = 0
         for rejected in accepted.rejected:
-            dead += _dead_letter(conn, delivery, accepted.batch.gateway, accepted.batch.batch_id,
-                                 rejected.kind, rejected.detail, encode(rejected.reading),
-                                 rejected.reading)
+            dead += _dead_letter(
+                conn,
+                delivery,
+                accepted.batch.gateway,
+                accepted.batch.batch_id,
+                rejected.kind,
+                rejected.detail,
+                encode(rejected.reading),
+                rejected.reading,
+            )
         result.dead_lettered += dead
         new = sum(1 for r in accepted.readings if r.key in inserted_keys)
         inserted_keys.difference_update(r.key for r in accepted.readings)
@@ -109,8 +157,16 @@ def write_deliveries(conn: Connection, deliveries: Sequence[Delivery],
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (batch_id) DO UPDATE SET deliveries = ingest_batches.deliveries + 1, "
             " duplicates = ingest_batches.duplicates + EXCLUDED.duplicates",
-            (accepted.batch.batch_id, accepted.batch.gateway, accepted.batch.sent_at,
-             committed_at, len(accepted.batch.readings), new, duplicates, dead),
+            (
+                accepted.batch.batch_id,
+                accepted.batch.gateway,
+                accepted.batch.sent_at,
+                committed_at,
+                len(accepted.batch.readings),
+                new,
+                duplicates,
+                dead,
+            ),
         )
     return result
 
@@ -123,8 +179,10 @@ def write_alerts(conn: Connection, alerts: Sequence[Alert]) -> None:
         cur.executemany(
             "INSERT INTO alerts (subject, rule, severity, time, message, metric, value, state) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            [(a.subject, a.rule, a.severity, a.time, a.message, a.metric, a.value, a.state)
-             for a in alerts],
+            [
+                (a.subject, a.rule, a.severity, a.time, a.message, a.metric, a.value, a.state)
+                for a in alerts
+            ],
         )
 
 
@@ -134,28 +192,56 @@ def upsert_gateway_status(conn: Connection, status: GatewayStatus) -> None:
         "INSERT INTO gateways (gateway, state, last_seen, status) VALUES (%s, %s, %s, %s) "
         "ON CONFLICT (gateway) DO UPDATE SET state = EXCLUDED.state, "
         " last_seen = greatest(gateways.last_seen, EXCLUDED.last_seen), status = EXCLUDED.status",
-        (status.gateway, status.state, status.time,
-         Jsonb(json.loads(status.model_dump_json()))),
+        (status.gateway, status.state, status.time, Jsonb(json.loads(status.model_dump_json()))),
     )
 
 
 def _row(reading: Reading, accepted: AcceptedBatch, received_at: datetime) -> tuple[object, ...]:
     return (
-        reading.time, reading.subject, reading.device, reading.metric, reading.value,
-        reading.no_value, reading.unit, reading.seq, reading.source, list(reading.quality),
-        reading.original_value, reading.original_unit, reading.incident,
-        accepted.batch.gateway, accepted.batch.batch_id, received_at,
+        reading.time,
+        reading.subject,
+        reading.device,
+        reading.metric,
+        reading.value,
+        reading.no_value,
+        reading.unit,
+        reading.seq,
+        reading.source,
+        list(reading.quality),
+        reading.original_value,
+        reading.original_unit,
+        reading.incident,
+        accepted.batch.gateway,
+        accepted.batch.batch_id,
+        received_at,
     )
 
 
-def _dead_letter(conn: Connection, delivery: Delivery, gateway: str | None, batch_id: str | None,
-                 kind: str, detail: str, payload: bytes, reading: Reading | None) -> int:
+def _dead_letter(
+    conn: Connection,
+    delivery: Delivery,
+    gateway: str | None,
+    batch_id: str | None,
+    kind: str,
+    detail: str,
+    payload: bytes,
+    reading: Reading | None,
+) -> int:
     cur = conn.execute(
         "INSERT INTO dead_letters (received_at, topic, gateway, batch_id, reason_kind, "
         " reason_detail, payload, device, metric, time) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-        (delivery.received_at, delivery.topic, gateway, batch_id, kind, detail, payload,
-         reading.device if reading else None, reading.metric if reading else None,
-         reading.time if reading else None),
+        (
+            delivery.received_at,
+            delivery.topic,
+            gateway,
+            batch_id,
+            kind,
+            detail,
+            payload,
+            reading.device if reading else None,
+            reading.metric if reading else None,
+            reading.time if reading else None,
+        ),
     )
     return cur.rowcount

@@ -48,8 +48,9 @@ class RejectedMessage:
     detail: str
 
 
-def validate_message(topic: str, payload: bytes, *, prefix: str,
-                     now: datetime) -> AcceptedBatch | RejectedMessage:
+def validate_message(
+    topic: str, payload: bytes, *, prefix: str, now: datetime
+) -> AcceptedBatch | RejectedMessage:
     """Decode and check a ``.../readings`` message."""
     try:
         gateway, _kind = parse_topic(topic, prefix)
@@ -61,7 +62,8 @@ def validate_message(topic: str, payload: bytes, *, prefix: str,
         return RejectedMessage(gateway, exc.kind, exc.detail)
     if batch.gateway != gateway:
         return RejectedMessage(
-            gateway, "gateway_mismatch",
+            gateway,
+            "gateway_mismatch",
             f"batch claims gateway {batch.gateway!r} but was published under {gateway!r}",
         )
     good: list[Reading] = []
@@ -69,16 +71,19 @@ def validate_message(topic: str, payload: bytes, *, prefix: str,
     for reading in batch.readings:
         spec = metric(reading.metric)
         if reading.value is not None and not spec.is_plausible(reading.value):
-            bad.append(RejectedReading(
-                reading, "implausible",
-                f"{reading.metric} = {reading.value:g} {spec.unit} is outside the plausible "
-                f"range {spec.plausible_min:g}..{spec.plausible_max:g}",
-            ))
+            bad.append(
+                RejectedReading(
+                    reading,
+                    "implausible",
+                    f"{reading.metric} = {reading.value:g} {spec.unit} is outside the plausible "
+                    f"range {spec.plausible_min:g}..{spec.plausible_max:g}",
+                )
+            )
             continue
         flags = _time_flags(reading.time, now)
-        if flags:
-            reading = reading.model_copy(update={"quality": (*reading.quality, *flags)})
-        good.append(reading)
+        good.append(
+            reading.model_copy(update={"quality": (*reading.quality, *flags)}) if flags else reading
+        )
     return AcceptedBatch(batch, tuple(good), tuple(bad))
 
 

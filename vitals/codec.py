@@ -27,8 +27,7 @@ def encode(model: BaseModel) -> bytes:
 def decode(payload: bytes, model: type[ModelT], *, max_bytes: int = MAX_PAYLOAD_BYTES) -> ModelT:
     """Parse payload bytes into ``model`` or raise a ``PayloadError`` that says why."""
     if len(payload) > max_bytes:
-        raise PayloadError(f"payload of {len(payload)} bytes exceeds {max_bytes}",
-                           kind="too_large")
+        raise PayloadError(f"payload of {len(payload)} bytes exceeds {max_bytes}", kind="too_large")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -41,6 +41,7 @@ def parse_topic(topic: str, prefix: str = DEFAULT_PREFIX) -> tuple[str, str]:
         or parts[4] not in _KINDS
         or not is_identifier(parts[3])
     ):
-        raise PayloadError(f"topic {topic!r} is not {prefix}/{TOPIC_VERSION}/gw/<id>/<kind>",
-                           kind="bad_topic")
+        raise PayloadError(
+            f"topic {topic!r} is not {prefix}/{TOPIC_VERSION}/gw/<id>/<kind>", kind="bad_topic"
+        )
     return parts[3], parts[4]

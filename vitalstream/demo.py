@@ -1,0 +1,325 @@
+"""``vitalstream demo``: the whole pipeline on one machine, with what is missing started for it.
+
+Wiring only: services (database, broker) come from :mod:`vitalstream.services`, the ingest
+service runs as a child process (``vitalstream ingest run``) under a small supervisor that
+restarts it if it dies, and one edge agent per simulated gateway runs in this process. The
+summary is computed from the database, never from counters that could flatter it: a reading
+accepted into an edge outbox is "lost" unless its (device, metric, time) key is found in
+``readings`` or ``dead_letters``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from edge_agent import EdgeAgent
+from edge_agent.simulator import (
+    HOME_CONDITIONS,
+    SimPatient,
+    TimeWarpSource,
+    simulate_ambulance,
+    simulate_home,
+)
+from ingest_service import migrate
+from vitals import Reading, now_utc, parse_broker_url
+from vitalstream import services
+
+log = logging.getLogger("vitalstream.demo")
+
+#: Home patients live 24 simulated hours per wall-clock minute (a 20 s demo covers 8 hours).
+HOME_SPEED = 1440.0
+#: The ambulance transport (40 simulated minutes) is spread over the whole demo.
+AMBULANCE_MINUTES = 40
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """What the demo runs against and for how long."""
+
+    duration_s: float
+    patients: int
+    database_url: str
+    broker_url: str
+    topic_prefix: str
+    data_dir: Path
+    drain_timeout_s: float = 90.0
+    seed: int = 20261125
+
+
+Progress = Callable[[float, int, int], None]
+"""Called about 10 times a second with (fraction done, readings accepted, readings confirmed)."""
+
+
+class IngestSupervisor:
+    """Runs ``vitalstream ingest run`` as a child and restarts it whenever it dies."""
+
+    def __init__(self, env: dict[str, str], workdir: Path) -> None:
+        self._env = env
+        self._ready = workdir / "ingest.ready"
+        self._log = workdir / "ingest.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._watch: threading.Thread | None = None
+        self.restarts = 0
+
+    def start(self, ready_timeout: float = 60.0) -> None:
+        """Start the child and wait until it is subscribed."""
+        self._spawn()
+        deadline = time.monotonic() + ready_timeout
+        while not self._ready.exists():
+            if time.monotonic() > deadline or (self._proc and self._proc.poll() is not None):
+                raise services.ServiceError(f"the ingest service did not start; see {self._log}")
+            time.sleep(0.05)
+        self._watch = threading.Thread(
+            target=self._supervise, name="ingest-supervisor", daemon=True
+        )
+        self._watch.start()
+
+    def stop(self) -> None:
+        """Ask the child to finish its batch and exit (SIGTERM), then wait."""
+        self._stopping.set()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def _spawn(self) -> None:
+        self._ready.unlink(missing_ok=True)
+        with self._log.open("ab") as logfile:
+            self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [
+                    sys.executable,
+                    "-m",
+                    "vitalstream",
+                    "ingest",
+                    "run",
+                    "--ready-file",
+                    str(self._ready),
+                ],
+                env=self._env,
+                stdout=logfile,
+                stderr=logfile,
+            )
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.2):
+            if self._proc is not None and self._proc.poll() is not None:
+                code = self._proc.returncode
+                if self._stopping.is_set():
+                    return
+                log.warning("the ingest service exited (code %s); restarting it", code)
+                self.restarts += 1
+                self._spawn()
+
+
+def _patients(run: str, count: int) -> list[SimPatient]:
+    homes = [
+        SimPatient(
+            subject=f"sim-{run}-p{i + 1:02d}",
+            gateway=f"sim-{run}-home{i + 1:02d}",
+            condition=HOME_CONDITIONS[i % len(HOME_CONDITIONS)],
+        )
+        for i in range(count)
+    ]
+    ambulance = SimPatient(
+        subject=f"sim-{run}-amb-pt",
+        gateway=f"sim-{run}-amb1",
+        condition="ambulance",
+        incident=f"sim-{run}-inc1",
+    )
+    return [*homes, ambulance]
+
+
+def _source(
+    readings: Sequence[Reading], options: DemoOptions, speed: float, clock: Callable[[], float]
+) -> tuple[TimeWarpSource, Callable[[], list[Reading]]]:
+    start = min(r.time for r in readings) if readings else now_utc()
+    warp = TimeWarpSource(readings, start - timedelta(seconds=1), speed)
+
+    def due() -> list[Reading]:
+        elapsed = clock()
+        if elapsed >= options.duration_s:
+            return warp.due(float("inf"))
+        return warp.due(elapsed)
+
+    return warp, due
+
+
+def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str, Any]:
+    """Run the demo and return the CONTRACTS.md summary."""
+    run = uuid.uuid4().hex[:8]
+    workdir = options.data_dir / f"demo-{run}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        with (
+            services.database(options.database_url, data_dir=options.data_dir) as db,
+            services.broker(options.broker_url, data_dir=options.data_dir) as broker,
+        ):
+            with psycopg.connect(db.url) as conn:
+                database_kind = migrate(conn)
+            env = dict(os.environ)
+            env |= {
+                "VITALSTREAM_DATABASE_URL": db.url,
+                "VITALSTREAM_BROKER_URL": broker.url,
+                "VITALSTREAM_TOPIC_PREFIX": options.topic_prefix,
+                "VITALSTREAM_INGEST_CLIENT_ID": f"vs-ingest-demo-{run}",
+            }
+            ingest = IngestSupervisor(env, workdir)
+            ingest.start()
+            try:
+                agents = _run_agents(options, run, broker.url, workdir, progress)
+            finally:
+                ingest.stop()
+            summary = _summarise(db.url, agents)
+            summary |= {
+                "database": database_kind,
+                "broker": broker.name,
+                "ingest_restarts": ingest.restarts,
+            }
+            return summary
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_agents(
+    options: DemoOptions, run: str, broker_url: str, workdir: Path, progress: Progress | None
+) -> list[EdgeAgent]:
+    broker = parse_broker_url(broker_url)
+    now = now_utc()
+    home_window = timedelta(seconds=options.duration_s * HOME_SPEED)
+    ambulance_window = timedelta(minutes=AMBULANCE_MINUTES)
+    t0 = time.monotonic()
+
+    def clock() -> float:
+        return time.monotonic() - t0
+
+    agents: list[EdgeAgent] = []
+    warps: list[TimeWarpSource] = []
+    for index, patient in enumerate(_patients(run, options.patients)):
+        if patient.condition == "ambulance":
+            readings = simulate_ambulance(
+                patient, now - ambulance_window, now, options.seed + index
+            )
+            speed = ambulance_window.total_seconds() / options.duration_s
+        else:
+            readings = simulate_home(patient, now - home_window, now, options.seed + index)
+            speed = HOME_SPEED
+        warp, due = _source(readings, options, speed, clock)
+        warps.append(warp)
+        agents.append(
+            EdgeAgent(
+                patient.gateway,
+                workdir / f"{patient.gateway}.outbox",
+                broker,
+                prefix=options.topic_prefix,
+                sources=[due],
+            )
+        )
+    for agent in agents:
+        agent.start()
+    try:
+        _wait(options, agents, warps, clock, progress)
+    finally:
+        for agent in agents:
+            agent.stop()
+    return agents
+
+
+def _wait(
+    options: DemoOptions,
+    agents: list[EdgeAgent],
+    warps: list[TimeWarpSource],
+    clock: Callable[[], float],
+    progress: Progress | None,
+) -> None:
+    def report(fraction: float) -> None:
+        if progress is not None:
+            progress(
+                fraction,
+                sum(a.counters.accepted for a in agents),
+                sum(a.counters.confirmed for a in agents),
+            )
+
+    while clock() < options.duration_s or any(w.remaining for w in warps):
+        report(min(1.0, clock() / options.duration_s))
+        time.sleep(0.1)
+    for agent in agents:
+        agent.stop_sources()
+    deadline = time.monotonic() + options.drain_timeout_s
+    while time.monotonic() < deadline:
+        report(1.0)
+        if all(a.depth == 0 and a.counters.confirmed >= a.counters.accepted for a in agents):
+            return
+        time.sleep(0.1)
+    log.warning(
+        "outboxes did not drain within %.0f s; unconfirmed readings count as lost",
+        options.drain_timeout_s,
+    )
+
+
+def _summarise(database_url: str, agents: list[EdgeAgent]) -> dict[str, Any]:
+    gateways = [agent.gateway for agent in agents]
+    accepted = set().union(*(agent.counters.accepted_keys for agent in agents))
+    with psycopg.connect(database_url) as conn:
+        stored_rows = conn.execute(
+            "SELECT device, metric, time FROM readings WHERE gateway = ANY(%s)", (gateways,)
+        ).fetchall()
+        dead_rows = conn.execute(
+            "SELECT device, metric, time FROM dead_letters "
+            "WHERE gateway = ANY(%s) AND device IS NOT NULL",
+            (gateways,),
+        ).fetchall()
+        dead_total = conn.execute(
+            "SELECT count(*) FROM dead_letters WHERE gateway = ANY(%s)", (gateways,)
+        ).fetchone()
+        duplicates = conn.execute(
+            "SELECT coalesce(sum(duplicates), 0) FROM ingest_batches WHERE gateway = ANY(%s)",
+            (gateways,),
+        ).fetchone()
+        latency = conn.execute(
+            "SELECT percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY "
+            " extract(epoch FROM first_committed_at - sent_at) * 1000) "
+            "FROM ingest_batches WHERE gateway = ANY(%s)",
+            (gateways,),
+        ).fetchone()
+        subjects = conn.execute(
+            "SELECT DISTINCT subject FROM readings WHERE gateway = ANY(%s)", (gateways,)
+        ).fetchall()
+        alerts = conn.execute(
+            "SELECT rule, count(*) FROM alerts WHERE subject = ANY(%s) GROUP BY rule ORDER BY rule",
+            ([s[0] for s in subjects],),
+        ).fetchall()
+
+    def keys(rows: list[tuple[Any, ...]]) -> set[tuple[str, str, str]]:
+        return {(str(d), str(m), t.astimezone(UTC).isoformat()) for d, m, t in rows}
+
+    stored = keys(stored_rows)
+    dead = keys(dead_rows)
+    p50, p95 = latency[0] if latency and latency[0] else [0.0, 0.0]
+    return {
+        "published": len(accepted),
+        "stored": len(stored),
+        "duplicates_dropped": int(duplicates[0]) if duplicates else 0,
+        "lost": len(accepted - stored - dead),
+        "dead_lettered": int(dead_total[0]) if dead_total else 0,
+        "alerts": {str(rule): int(count) for rule, count in alerts},
+        "handoffs": 0,
+        "latency_ms": {"p50": round(float(p50), 1), "p95": round(float(p95), 1)},
+    }
