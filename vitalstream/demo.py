@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
@@ -58,6 +58,7 @@ class DemoOptions:
     data_dir: Path
     drain_timeout_s: float = 90.0
     seed: int = 20261125
+    embedded_broker: Literal["auto", "mosquitto", "amqtt"] = "auto"
 
 
 Progress = Callable[[float, int, int], None]
@@ -129,6 +130,30 @@ class IngestSupervisor:
                 self._spawn()
 
 
+class _BrokerWatch:
+    """Restarts an embedded broker this demo started if it dies (an external one is left be)."""
+
+    def __init__(self, handle: services.BrokerHandle) -> None:
+        self._process = handle.process
+        self._stop = threading.Event()
+        self.restarts = 0
+        self._thread = threading.Thread(target=self._watch, name="broker-watch", daemon=True)
+        if self._process is not None:
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching."""
+        self._stop.set()
+
+    def _watch(self) -> None:
+        process = self._process
+        while process is not None and not self._stop.wait(0.5):
+            if not process.alive():
+                log.warning("the embedded broker died; restarting it on the same port")
+                self.restarts += 1
+                process.restart()
+
+
 def _patients(run: str, count: int) -> list[SimPatient]:
     homes = [
         SimPatient(
@@ -170,7 +195,9 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
     try:
         with (
             services.database(options.database_url, data_dir=options.data_dir) as db,
-            services.broker(options.broker_url, data_dir=options.data_dir) as broker,
+            services.broker(
+                options.broker_url, data_dir=options.data_dir, prefer=options.embedded_broker
+            ) as broker,
         ):
             with psycopg.connect(db.url) as conn:
                 database_kind = migrate(conn)
@@ -183,15 +210,18 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
             }
             ingest = IngestSupervisor(env, workdir)
             ingest.start()
+            broker_watch = _BrokerWatch(broker)
             try:
                 agents = _run_agents(options, run, broker.url, workdir, progress)
             finally:
+                broker_watch.stop()
                 ingest.stop()
             summary = _summarise(db.url, agents)
             summary |= {
                 "database": database_kind,
                 "broker": broker.name,
                 "ingest_restarts": ingest.restarts,
+                "broker_restarts": broker_watch.restarts,
             }
             return summary
     finally:

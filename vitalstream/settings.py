@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -34,6 +35,11 @@ class CliSettings(VitalstreamSettings):
         description="MQTT broker URL; when nothing answers there, `demo` starts one.",
     )
     topic_prefix: str = Field("vs", description="First MQTT topic level.")
+    embedded_broker: Literal["auto", "mosquitto", "amqtt"] = Field(
+        "auto",
+        description="Broker `demo` starts when none answers: mosquitto when installed, else "
+        "the pure-Python amqtt.",
+    )
     data_dir: Path = Field(
         default_factory=_default_data_dir,
         description="Where embedded services and demo outboxes keep their files.",

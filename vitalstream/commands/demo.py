@@ -73,6 +73,7 @@ def demo_command(
         broker_url=settings.broker_url,
         topic_prefix=settings.topic_prefix,
         data_dir=settings.data_dir,
+        embedded_broker=settings.embedded_broker,
     )
     with Progress(
         TextColumn("[bold]demo[/bold]"),

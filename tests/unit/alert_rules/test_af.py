@@ -1,0 +1,370 @@
+"""AF screening (alert_rules.af, Petrenas et al. 2015) and the ``vitalstream rhythm af`` CLI.
+
+The MIT-BIH tests read only the ``.atr`` annotation files in /work/shared/data (beat times and
+the cardiologists' rhythm labels); the floors asserted are the values measured on 2026-11-25
+with the paper's parameters, rounded down (docs/af-screening.md has the full table).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mitdb_beats import (
+    MITDB_DIR,
+    RECORDS,
+    AnnotatedBeats,
+    Confusion,
+    beats_in_episodes,
+    confusion,
+    read_record,
+    write_beats_csv,
+)
+from numpy.typing import NDArray
+from typer.testing import CliRunner
+
+from alert_rules.af import (
+    MIN_BEATS,
+    AfResult,
+    BeatTimesError,
+    detect_af,
+    median3,
+    pair_difference_fraction,
+)
+from vitalstream.commands.rhythm import rhythm_app
+
+# wfdb 4.3 trips a pandas deprecation warning inside rdann; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword:DeprecationWarning")
+
+needs_mitdb = pytest.mark.skipif(
+    not (MITDB_DIR / "100.atr").exists(), reason="MIT-BIH annotations not available"
+)
+
+
+# --- synthetic rhythms ---------------------------------------------------------------------
+
+
+Floats = NDArray[np.float64]
+
+
+def _times(rr: Floats) -> Floats:
+    return np.concatenate(([0.0], np.cumsum(rr)))
+
+
+def _sinus(n: int, seed: int = 1) -> Floats:
+    """Sinus rhythm at 70/min with respiratory sinus arrhythmia and a little jitter."""
+    rng = np.random.default_rng(seed)
+    beat = np.arange(n)
+    rr = 0.857 + 0.02 * np.sin(2 * np.pi * beat / 4.5) + rng.normal(0, 0.004, n)
+    return np.asarray(rr, dtype=np.float64)
+
+
+def _af(n: int, seed: int = 2) -> Floats:
+    """AF: independent, widely scattered RR intervals around 100/min."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.35, 0.95, n)
+
+
+def test_regular_sinus_rhythm_is_not_af() -> None:
+    result = detect_af(_times(_sinus(600)))
+    assert result.episodes == ()
+    assert result.af_burden == 0.0
+
+
+def test_irregularly_irregular_rhythm_is_af() -> None:
+    result = detect_af(_times(_af(600)))
+    assert result.af_burden > 0.95
+    assert len(result.episodes) == 1
+
+
+def test_isolated_premature_beats_are_filtered_not_called_af() -> None:
+    """Paper 2.1: the 3-point median removes isolated ectopic (short-long) intervals."""
+    rr = _sinus(600)
+    for i in range(20, 590, 7):  # one PVC every 7 beats: short coupling, compensatory pause
+        rr[i], rr[i + 1] = 0.5, 1.2
+    assert detect_af(_times(rr)).af_burden == 0.0
+
+
+def test_ventricular_bigeminy_is_suppressed() -> None:
+    """Paper 2.3: alternating short-long intervals are irregular but not AF."""
+    rr = np.tile([0.55, 1.05], 300) + np.random.default_rng(3).normal(0, 0.005, 600)
+    assert detect_af(_times(rr)).af_burden == 0.0
+
+
+def test_paroxysm_inside_sinus_rhythm_is_located() -> None:
+    rr = np.concatenate((_sinus(400), _af(300), _sinus(400, seed=4)))
+    times = _times(rr)
+    result = detect_af(times)
+    assert len(result.episodes) == 1
+    episode = result.episodes[0]
+    af_start, af_end = times[400], times[700]
+    assert abs(episode.start_s - af_start) < 30
+    assert abs(episode.end_s - af_end) < 30
+
+
+def test_gap_is_not_analysed_and_splits_the_series() -> None:
+    """RR outside the catalogue's 150-3000 ms is a gap: excluded from the burden's time."""
+    rr = np.concatenate((_af(200), [20.0], _sinus(200)))
+    result = detect_af(_times(rr))
+    assert result.analysed_s == pytest.approx(float(rr.sum()) - 20.0)
+    assert all(not (ep.start_s < 200 and ep.end_s > 220) for ep in result.episodes)
+    af_time = float(_af(200).sum())
+    assert result.af_burden == pytest.approx(af_time / result.analysed_s, rel=0.1)
+
+
+def test_nothing_analysable_gives_zero_analysed_time() -> None:
+    result = detect_af(np.arange(20) * 5.0)  # 12/min: every interval is a gap
+    assert result == AfResult(episodes=(), af_burden=0.0, analysed_s=0.0)
+
+
+def test_median3_and_pair_fraction_building_blocks() -> None:
+    assert median3(np.array([1.0, 5.0, 1.0, 1.0])).tolist() == [1.0, 1.0, 1.0, 1.0]
+    constant = pair_difference_fraction(np.full(20, 0.8))
+    assert np.all(constant == 0.0)
+    alternating = pair_difference_fraction(np.tile([0.5, 1.0], 10))
+    # 4 x 4 of the 28 pairs in a full window differ: 16/28.
+    assert alternating[-1] == pytest.approx(16 / 28)
+
+
+@pytest.mark.parametrize(
+    ("times", "kind"),
+    [
+        ([0.0, 1.0, 2.0], "too_few_beats"),
+        ([float(i) for i in range(10)] + [9.0], "non_increasing"),
+        ([float(i) for i in range(10)] + [8.5], "non_increasing"),
+        ([float(i) for i in range(10)] + [float("nan")], "invalid_beats"),
+    ],
+)
+def test_unanalysable_beat_times_are_rejected(times: list[float], kind: str) -> None:
+    with pytest.raises(BeatTimesError) as raised:
+        detect_af(times)
+    assert raised.value.kind == kind
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.floats(min_value=0.05, max_value=4.0, allow_nan=False, allow_infinity=False),
+        min_size=MIN_BEATS - 1,
+        max_size=400,
+    ),
+    st.floats(min_value=0.0, max_value=1e5, allow_nan=False),
+)
+def test_any_increasing_beat_times_give_a_well_formed_result(
+    intervals: list[float], start: float
+) -> None:
+    times = start + _times(np.array(intervals))
+    if np.any(np.diff(times) <= 0):  # float rounding at large offsets
+        return
+    result = detect_af(times)
+    assert 0.0 <= result.af_burden <= 1.0
+    assert 0.0 <= result.analysed_s <= times[-1] - times[0] + 1e-9
+    previous_end = -np.inf
+    for episode in result.episodes:
+        assert times[0] <= episode.start_s < episode.end_s <= times[-1]
+        assert episode.start_s > previous_end  # sorted, not overlapping, not touching
+        previous_end = episode.end_s
+
+
+# --- MIT-BIH Arrhythmia Database (annotations only) ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mitdb() -> dict[str, AnnotatedBeats]:
+    pytest.importorskip("wfdb")
+    return {record: read_record(MITDB_DIR / record) for record in RECORDS}
+
+
+def _predicted(beats: AnnotatedBeats) -> NDArray[np.bool_]:
+    return beats_in_episodes(beats.times_s, detect_af(beats.times_s).episodes)
+
+
+@needs_mitdb
+def test_record_100_sinus_rhythm_has_no_af(mitdb: dict[str, AnnotatedBeats]) -> None:
+    result = detect_af(mitdb["100"].times_s)
+    assert result.episodes == ()
+    assert result.af_burden == 0.0
+
+
+def _annotated_af_runs(beats: AnnotatedBeats) -> list[tuple[float, float]]:
+    truth = beats.truth(afl_is_af=False)
+    edges = np.diff(np.concatenate(([0], truth.astype(np.int8), [0])))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return [(beats.times_s[a], beats.times_s[b - 1]) for a, b in zip(starts, stops, strict=True)]
+
+
+@needs_mitdb
+@pytest.mark.parametrize("record", ["201", "202", "203", "210", "219", "221"])
+def test_annotated_af_episodes_are_found(mitdb: dict[str, AnnotatedBeats], record: str) -> None:
+    """Every annotated AFIB run of at least 60 s overlaps a detected episode.
+
+    (Not 30 s: a 32 s AFIB run in 219 between sinus stretches is missed, as are shorter
+    runs; the 8-beat window is short but the exponential smoothing spans ~50 beats.)
+    """
+    beats = mitdb[record]
+    episodes = detect_af(beats.times_s).episodes
+    for start, end in _annotated_af_runs(beats):
+        if end - start < 60:
+            continue
+        assert any(ep.start_s < end and ep.end_s > start for ep in episodes), (start, end)
+
+
+# Beat-level floors measured 2026-11-25 (paper parameters, no tuning), rounded down.
+# Sensitivity on these records is high; specificity is not: record 222 (AFL, nodal rhythm,
+# atrial bigeminy switching every few seconds) and the VT/bigeminy runs annotated *inside*
+# AF in 203, 210 and 221 are irregular RR without AFIB (docs/af-screening.md).
+POOLED_FLOORS = {  # afl_is_af -> (sensitivity, specificity)
+    False: (0.99, 0.66),
+    True: (0.985, 0.79),
+}
+RECORD_FLOORS = {  # AFIB positive, AFL negative: record -> (sensitivity, specificity)
+    "100": (None, 1.0),
+    "201": (0.97, 0.91),
+    "202": (1.0, 0.91),
+    "219": (0.96, 0.74),
+}
+
+
+@needs_mitdb
+@pytest.mark.parametrize("afl_is_af", [False, True])
+def test_pooled_beat_level_sensitivity_specificity(
+    mitdb: dict[str, AnnotatedBeats], afl_is_af: bool
+) -> None:
+    pooled = Confusion(0, 0, 0, 0)
+    for beats in mitdb.values():
+        pooled = pooled + confusion(beats.truth(afl_is_af=afl_is_af), _predicted(beats))
+    sensitivity_floor, specificity_floor = POOLED_FLOORS[afl_is_af]
+    assert pooled.sensitivity is not None and pooled.sensitivity >= sensitivity_floor
+    assert pooled.specificity is not None and pooled.specificity >= specificity_floor
+
+
+@needs_mitdb
+@pytest.mark.parametrize("record", sorted(RECORD_FLOORS))
+def test_per_record_beat_level_floors(mitdb: dict[str, AnnotatedBeats], record: str) -> None:
+    beats = mitdb[record]
+    counts = confusion(beats.truth(afl_is_af=False), _predicted(beats))
+    sensitivity_floor, specificity_floor = RECORD_FLOORS[record]
+    if sensitivity_floor is not None:
+        assert counts.sensitivity is not None and counts.sensitivity >= sensitivity_floor
+    assert counts.specificity is not None and counts.specificity >= specificity_floor
+
+
+# --- CLI: vitalstream rhythm af ------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def _csv(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "beats.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _beats_text(times: Floats, label: bool = True) -> str:
+    if label:
+        return "time_s,label\n" + "".join(f"{t:.4f},N\n" for t in times)
+    return "time_s\n" + "".join(f"{t:.4f}\n" for t in times)
+
+
+def test_cli_json_matches_the_contract(tmp_path: Path) -> None:
+    times = _times(np.concatenate((_sinus(300), _af(300))))
+    path = _csv(tmp_path, _beats_text(times))
+    result = runner.invoke(rhythm_app, ["af", "--beats", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"episodes", "af_burden"}
+    assert 0.0 < payload["af_burden"] <= 1.0
+    assert payload["episodes"]
+    for episode in payload["episodes"]:
+        assert set(episode) == {"start_s", "end_s"}
+        assert isinstance(episode["start_s"], float)
+
+
+def test_cli_label_column_is_optional(tmp_path: Path) -> None:
+    times = _times(_af(100))
+    with_label = runner.invoke(
+        rhythm_app, ["af", "--beats", str(_csv(tmp_path, _beats_text(times))), "--json"]
+    )
+    without = runner.invoke(
+        rhythm_app,
+        ["af", "--beats", str(_csv(tmp_path, _beats_text(times, label=False))), "--json"],
+    )
+    assert with_label.exit_code == without.exit_code == 0
+    assert json.loads(with_label.stdout) == json.loads(without.stdout)
+
+
+def test_cli_reads_stdin_with_dash() -> None:
+    times = _times(_sinus(100))
+    result = runner.invoke(rhythm_app, ["af", "--beats", "-", "--json"], input=_beats_text(times))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"episodes": [], "af_burden": 0.0}
+
+
+def test_cli_human_summary(tmp_path: Path) -> None:
+    times = _times(np.concatenate((_sinus(300), _af(300))))
+    result = runner.invoke(rhythm_app, ["af", "--beats", str(_csv(tmp_path, _beats_text(times)))])
+    assert result.exit_code == 0, result.output
+    assert "AF burden" in result.stdout
+    assert "episode" in result.stdout
+
+
+@needs_mitdb
+def test_cli_on_a_mitdb_record(tmp_path: Path, mitdb: dict[str, AnnotatedBeats]) -> None:
+    path = tmp_path / "201.csv"
+    with path.open("w", encoding="utf-8") as out:
+        write_beats_csv(mitdb["201"], out)
+    result = runner.invoke(rhythm_app, ["af", "--beats", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["af_burden"] == pytest.approx(detect_af(mitdb["201"].times_s).af_burden)
+    assert 0.3 < payload["af_burden"] < 0.45  # annotated AFIB: 606 s of 1805 s
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "detail_fragment"),
+    [
+        ("t,label\n1.0,N\n", "malformed", "time_s"),
+        ("", "malformed", "time_s"),
+        ("time_s\n0.0\n0.8\nabc\n", "malformed", "line 4"),
+        ("time_s,label\n0.0,N\n,N\n", "malformed", "line 3"),
+        ("time_s\n0.0\ninf\n", "malformed", "finite"),
+        (
+            "time_s\n" + "".join(f"{t}\n" for t in [0, 1, 2, 3, 2.5, 5, 6, 7, 8, 9]),
+            "non_increasing",
+            "increasing",
+        ),
+        ("time_s\n0.0\n0.8\n1.6\n", "too_few_beats", "at least"),
+    ],
+)
+def test_cli_rejects_bad_csv_with_exit_3(
+    tmp_path: Path, text: str, kind: str, detail_fragment: str
+) -> None:
+    result = runner.invoke(rhythm_app, ["af", "--beats", str(_csv(tmp_path, text)), "--json"])
+    assert result.exit_code == 3
+    error = json.loads(result.stdout)["error"]
+    assert error["kind"] == kind
+    assert detail_fragment in error["detail"]
+
+
+def test_cli_bad_csv_exits_3_without_json_too(tmp_path: Path) -> None:
+    result = runner.invoke(rhythm_app, ["af", "--beats", str(_csv(tmp_path, "x\n1\n"))])
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)["error"]["kind"] == "malformed"
+
+
+def test_cli_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(rhythm_app, ["af", "--beats", str(tmp_path / "nope.csv")])
+    assert result.exit_code == 2
+
+
+def test_cli_help_teaches_with_an_example() -> None:
+    result = runner.invoke(rhythm_app, ["af", "--help"])
+    assert result.exit_code == 0
+    assert "time_s" in result.output
+    assert "--json" in result.output
+    assert "Example" in result.output
+    assert "af_burden" in result.output
