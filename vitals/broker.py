@@ -33,3 +33,27 @@ def parse_broker_url(url: str) -> BrokerAddress:
         )
     tls = parts.scheme == "mqtts"
     return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+
+
+def forget_session(broker: BrokerAddress, client_id: str, timeout_s: float = 5.0) -> None:
+    """Delete the broker's persistent session of ``client_id`` (MQTT 3.1.1 section 3.1.2.4).
+
+    Connecting with CleanSession=1 discards the stored session. Demos and tests call this
+    when they finish, so that sessions of one-off client ids do not pile up on the broker.
+    Production workers never do: their session is what keeps messages during a restart.
+    """
+    import paho.mqtt.client as mqtt  # noqa: PLC0415 - keep the contract package light
+    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True, protocol=mqtt.MQTTv311
+    )
+    try:
+        client.connect(broker.host, broker.port, keepalive=10)
+        client.loop_start()
+        client.disconnect()
+    except OSError:
+        return  # nothing answers: nothing to clean
+    finally:
+        client.loop_stop()
+    del timeout_s

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from vitals.catalogue import metric as catalogue_metric
+from vitals.errors import UnknownMetricError
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -83,7 +84,12 @@ class Reading(_Frozen):
 
     @model_validator(mode="after")
     def _check_against_catalogue(self) -> Self:
-        spec = catalogue_metric(self.metric)
+        try:
+            spec = catalogue_metric(self.metric)
+        except UnknownMetricError as exc:
+            # Inside pydantic only ValueError becomes a ValidationError (and so a typed
+            # PayloadError in the codec); anything else would escape as a crash.
+            raise ValueError(exc.detail) from None
         if self.unit != spec.unit:
             raise ValueError(
                 f"unit {self.unit!r} is not the canonical unit {spec.unit!r} of {self.metric}; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+import vitalstream.commands.decode_hl7  # noqa: F401 - registers `decode hl7` on decode_app
 from vitalstream import __version__
 from vitalstream.commands.decode import decode_app
 from vitalstream.commands.demo import demo_command
