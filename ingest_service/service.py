@@ -224,6 +224,8 @@ class IngestService:
         for message in messages:
             kind = _topic_kind(message.topic, prefix)
             if kind == "status":
+                if not message.payload:
+                    continue  # a cleared retained status (zero-length publish)
                 try:
                     statuses.append(decode(message.payload, GatewayStatus))
                 except PayloadError as exc:

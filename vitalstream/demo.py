@@ -35,7 +35,8 @@ from edge_agent.simulator import (
     simulate_home,
 )
 from ingest_service import migrate
-from vitals import Reading, now_utc, parse_broker_url
+from vitals import Reading, gateway_topic, now_utc, parse_broker_url
+from vitals.broker import forget_session
 from vitalstream import services
 
 log = logging.getLogger("vitalstream.demo")
@@ -217,6 +218,7 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
                 broker_watch.stop()
                 ingest.stop()
             summary = _summarise(db.url, agents)
+            _forget_demo_sessions(broker.url, options.topic_prefix, agents, f"vs-ingest-demo-{run}")
             summary |= {
                 "database": database_kind,
                 "broker": broker.name,
@@ -302,6 +304,18 @@ def _wait(
         "outboxes did not drain within %.0f s; unconfirmed readings count as lost",
         options.drain_timeout_s,
     )
+
+
+def _forget_demo_sessions(
+    broker_url: str, prefix: str, agents: list[EdgeAgent], ingest_client_id: str
+) -> None:
+    """The demo's gateways and worker are one-off: leave no sessions or retained status."""
+    broker = parse_broker_url(broker_url)
+    for agent in agents:
+        forget_session(
+            broker, agent.gateway, retained=[gateway_topic(agent.gateway, "status", prefix)]
+        )
+    forget_session(broker, ingest_client_id)
 
 
 def _summarise(database_url: str, agents: list[EdgeAgent]) -> dict[str, Any]:

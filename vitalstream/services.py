@@ -657,15 +657,18 @@ class EmbeddedPostgres:
 
 @contextmanager
 def database(
-    url: str, *, data_dir: Path, database_name: str = "vitalstream"
+    url: str, *, data_dir: Path, database_name: str | None = None
 ) -> Iterator[DatabaseHandle]:
     """Yield a handle on ``database_name`` at the PostgreSQL at ``url``, or on an embedded one.
 
-    ``url`` names the server and credentials (conninfo or URI); its database name, if any, is
-    replaced by ``database_name``, which is created when missing. When nothing answers at
+    ``url`` names the server and credentials (conninfo or URI). The database is
+    ``database_name`` when given, else the URL's own database name, else ``vitalstream``;
+    it is created when missing. When nothing answers at
     ``url``, embedded PostgreSQL runs from ``data_dir/pg`` (kept between runs) and is stopped
     on exit if this call started it.
     """
+    if database_name is None:
+        database_name = str(conninfo_to_dict(url).get("dbname") or "vitalstream")
     maintenance = _connect_maintenance(url)
     if maintenance is not None:
         with maintenance:

@@ -12,7 +12,6 @@ import queue
 import secrets
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Any, Literal
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
+from integration_support import free_port
 from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import sql
 
@@ -39,13 +39,6 @@ pytestmark = pytest.mark.integration
 
 EXTERNAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 EXTERNAL_MQTT = "mqtt://127.0.0.1:1883"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_dead(pid: int, timeout_s: float = 10.0) -> bool:
@@ -74,16 +67,6 @@ def _sweep_pid(pid: int | None) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """A fresh data directory. Not pytest's tmp_path: that lives under a 0700 directory, which
-    the unprivileged users the servers run as under root cannot enter."""
-    path = Path(tempfile.mkdtemp(prefix="vs-services-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 # --------------------------------------------------------------------------- PostgreSQL
 
 
@@ -91,7 +74,7 @@ def data_dir() -> Iterator[Path]:
 def embedded_pg() -> Iterator[DatabaseHandle]:
     """Embedded PostgreSQL, started because nothing answers at a free port; stopped on exit."""
     path = Path(tempfile.mkdtemp(prefix="vs-services-pg-"))  # 0700: exercises the chmod o+x
-    nothing = f"postgresql://postgres@127.0.0.1:{_free_port()}/postgres"
+    nothing = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
     pid: int | None = None
     try:
         with database(nothing, data_dir=path, database_name="vs_embedded") as handle:
@@ -150,7 +133,7 @@ def test_embedded_postgres_is_shared_not_stopped_by_a_second_user(
     leaves it running on exit: only the process that started it stops it."""
     assert embedded_pg.process is not None
     data_dir = embedded_pg.process.data_dir
-    nothing = f"postgresql://postgres@127.0.0.1:{_free_port()}/postgres"
+    nothing = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
     with database(nothing, data_dir=data_dir, database_name="vs_second") as second:
         assert second.kind == "embedded"
         assert second.process is not None and not second.process.owned
@@ -268,7 +251,7 @@ def embedded_broker(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[
     prefer: Literal["mosquitto", "amqtt"] = request.param
     if prefer == "mosquitto" and shutil.which("mosquitto", path="/usr/sbin:/usr/bin") is None:
         pytest.skip("mosquitto is not installed")
-    nothing = f"mqtt://127.0.0.1:{_free_port()}"
+    nothing = f"mqtt://127.0.0.1:{free_port()}"
     pids: list[int] = []
     try:
         with broker(nothing, data_dir=data_dir, prefer=prefer) as handle:
@@ -318,7 +301,7 @@ def test_embedded_mosquitto_keeps_sessions_across_clean_restart(data_dir: Path) 
     persistent sessions and their queued messages. (amqtt keeps them in memory only.)"""
     if shutil.which("mosquitto", path="/usr/sbin:/usr/bin") is None:
         pytest.skip("mosquitto is not installed")
-    nothing = f"mqtt://127.0.0.1:{_free_port()}"
+    nothing = f"mqtt://127.0.0.1:{free_port()}"
     with broker(nothing, data_dir=data_dir, prefer="mosquitto") as handle:
         assert handle.process is not None
         topic, client_id = _topic(), f"vs-ingest-{secrets.token_hex(3)}"
@@ -349,7 +332,7 @@ def test_progress_goes_to_the_services_logger(
     "see docs/embedded-services.md. XPASS means amqtt fixed it: update the doc.",
 )
 def test_amqtt_sends_only_subscribed_retained_messages(data_dir: Path) -> None:
-    nothing = f"mqtt://127.0.0.1:{_free_port()}"
+    nothing = f"mqtt://127.0.0.1:{free_port()}"
     with broker(nothing, data_dir=data_dir, prefer="amqtt") as handle:
         ingest = _Client(handle.port, "ingest")
         ingest.subscribe("vs/v1/gw/+/status")

@@ -1,0 +1,240 @@
+"""End to end on the real broker and database: edge agent -> MQTT -> ingest -> PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_agent import EdgeAgent
+from edge_agent.simulator import SimPatient, simulate_home
+from ingest_service import IngestService, IngestSettings
+from vitals import Batch, BrokerAddress, Reading, encode, gateway_topic
+from vitals.broker import forget_session
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def count(database_url: str, query: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(query.encode()).fetchone()
+    return int(str(row[0])) if row else 0
+
+
+def publish_raw(broker: BrokerAddress, topic: str, *payloads: bytes) -> None:
+    """Publish as a bare MQTT client (no outbox), QoS1, waiting for each PUBACK."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:8]}")
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        for payload in payloads:
+            client.publish(topic, payload, qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def spo2_batch(gateway: str, batch_id: str, n: int, value: float = 96.0) -> Batch:
+    return Batch(
+        batch_id=batch_id,
+        gateway=gateway,
+        sent_at=datetime.now(UTC),
+        readings=tuple(
+            Reading(
+                subject="sim-it-s1",
+                device=f"{gateway}-oxi",
+                metric="spo2",
+                value=value,
+                unit="%",
+                time=NOW - timedelta(minutes=n - i),
+                source="sim",
+                seq=i + 1,
+            )
+            for i in range(n)
+        ),
+    )
+
+
+def test_n_simulated_readings_in_exactly_n_stored(
+    ingest: IngestService,
+    ingest_settings: IngestSettings,
+    broker: BrokerAddress,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    gateway = f"{topic_prefix}-gw"
+    patient = SimPatient("sim-it-p1", gateway, "copd")
+    readings = simulate_home(patient, NOW - timedelta(hours=6), NOW, seed=1)
+    pending = [readings]
+    agent = EdgeAgent(
+        gateway,
+        tmp_path / "outbox.sqlite",
+        broker,
+        prefix=topic_prefix,
+        sources=[lambda: pending.pop() if pending else []],
+    )
+    agent.start()
+    try:
+        assert wait_for(lambda: agent.counters.accepted == len(readings) and agent.depth == 0, 30)
+    finally:
+        agent.stop()
+        forget_session(broker, gateway, retained=[gateway_topic(gateway, "status", topic_prefix)])
+    url = ingest_settings.database_url
+    assert count(url, "SELECT count(*) FROM readings") == len(readings)
+    assert count(url, "SELECT count(DISTINCT (device, seq)) FROM readings") == len(readings)
+    # The COPD desaturation in the script raises the SpO2 rule exactly once.
+    assert count(url, "SELECT count(*) FROM alerts WHERE rule = 'spo2_low'") == 1
+    assert agent.counters.confirmed == len(readings)
+
+
+def test_the_same_batch_published_twice_is_stored_once(
+    ingest: IngestService,
+    ingest_settings: IngestSettings,
+    broker: BrokerAddress,
+    topic_prefix: str,
+) -> None:
+    gateway = f"{topic_prefix}-gw"
+    batch = spo2_batch(gateway, "b-twice", 25)
+    resent = batch.model_copy(update={"batch_id": "b-resent"})  # an outbox re-send
+    topic = gateway_topic(gateway, "readings", topic_prefix)
+    publish_raw(broker, topic, encode(batch), encode(batch), encode(resent))
+    url = ingest_settings.database_url
+    assert wait_for(
+        lambda: count(url, "SELECT coalesce(sum(deliveries), 0) FROM ingest_batches") == 3
+    )
+    assert count(url, "SELECT count(*) FROM readings") == 25
+    assert count(url, "SELECT sum(duplicates) FROM ingest_batches") == 50
+    assert count(url, "SELECT count(*) FROM ingest_batches") == 2
+
+
+def test_malformed_payload_is_dead_lettered_and_consumption_goes_on(
+    ingest: IngestService,
+    ingest_settings: IngestSettings,
+    broker: BrokerAddress,
+    topic_prefix: str,
+) -> None:
+    gateway = f"{topic_prefix}-gw"
+    topic = gateway_topic(gateway, "readings", topic_prefix)
+    good = spo2_batch(gateway, "b-good", 3)
+    spoofed = spo2_batch("someone-else", "b-spoof", 2)
+    publish_raw(broker, topic, b"\x00not json at all", encode(spoofed), encode(good))
+    url = ingest_settings.database_url
+    assert wait_for(lambda: count(url, "SELECT count(*) FROM readings") == 3)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT reason_kind, reason_detail, payload, gateway FROM dead_letters ORDER BY id"
+        ).fetchall()
+    assert [(r[0], r[3]) for r in rows] == [("malformed", gateway), ("gateway_mismatch", gateway)]
+    assert bytes(rows[0][2]) == b"\x00not json at all"  # raw bytes kept for replay
+    assert "someone-else" in str(rows[1][1])
+
+
+def test_implausible_value_is_dead_lettered_once_even_when_resent(
+    ingest: IngestService,
+    ingest_settings: IngestSettings,
+    broker: BrokerAddress,
+    topic_prefix: str,
+) -> None:
+    gateway = f"{topic_prefix}-gw"
+    batch = spo2_batch(gateway, "b-art", 2, value=12.0)  # below the plausible 40 %
+    topic = gateway_topic(gateway, "readings", topic_prefix)
+    publish_raw(
+        broker, topic, encode(batch), encode(batch.model_copy(update={"batch_id": "b-art-2"}))
+    )
+    url = ingest_settings.database_url
+    assert wait_for(lambda: count(url, "SELECT count(*) FROM ingest_batches") == 2)
+    assert count(url, "SELECT count(*) FROM readings") == 0
+    assert count(url, "SELECT count(*) FROM dead_letters WHERE reason_kind = 'implausible'") == 2
+
+
+def test_messages_published_while_ingest_is_down_arrive_after_restart(
+    ingest_settings: IngestSettings,
+    broker: BrokerAddress,
+    topic_prefix: str,
+) -> None:
+    """Persistent session + manual ack: the broker keeps what ingest has not committed."""
+    first = IngestService(ingest_settings)
+    first.start()
+    assert first.wait_ready(10)
+    first.stop()
+    gateway = f"{topic_prefix}-gw"
+    topic = gateway_topic(gateway, "readings", topic_prefix)
+    publish_raw(broker, topic, encode(spo2_batch(gateway, "b-offline", 10)))
+    second = IngestService(ingest_settings)
+    second.start()
+    try:
+        url = ingest_settings.database_url
+        assert wait_for(lambda: count(url, "SELECT count(*) FROM readings") == 10)
+    finally:
+        second.stop()
+
+
+def test_edge_outbox_buffers_while_ingest_is_away_and_drains_after(
+    ingest_settings: IngestSettings,
+    broker: BrokerAddress,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """Rows stay in the outbox until ingest confirms; a late ingest still gets them all."""
+    gateway = f"{topic_prefix}-gw"
+    batch = spo2_batch(gateway, "unused", 40)
+    pending = [list(batch.readings)]
+    agent = EdgeAgent(
+        gateway,
+        tmp_path / "o.sqlite",
+        broker,
+        prefix=topic_prefix,
+        sources=[lambda: pending.pop() if pending else []],
+    )
+    agent.start()
+    try:
+        assert wait_for(lambda: agent.counters.batches_sent > 0)
+        assert agent.depth == 40  # published, but nobody confirmed: still on disk
+        service = IngestService(ingest_settings)
+        service.start()
+        try:
+            assert wait_for(lambda: agent.depth == 0, 60)
+        finally:
+            service.stop()
+    finally:
+        agent.stop()
+        forget_session(broker, gateway, retained=[gateway_topic(gateway, "status", topic_prefix)])
+    assert count(ingest_settings.database_url, "SELECT count(*) FROM readings") == 40
+
+
+def test_gateway_status_is_recorded(
+    ingest: IngestService,
+    ingest_settings: IngestSettings,
+    broker: BrokerAddress,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    gateway = f"{topic_prefix}-gw"
+    agent = EdgeAgent(gateway, tmp_path / "o.sqlite", broker, prefix=topic_prefix)
+    agent.start()
+    url = ingest_settings.database_url
+    try:
+        assert wait_for(
+            lambda: count(url, "SELECT count(*) FROM gateways WHERE state = 'online'") == 1
+        )
+    finally:
+        agent.stop()
+        forget_session(broker, gateway, retained=[gateway_topic(gateway, "status", topic_prefix)])
+    assert wait_for(
+        lambda: count(url, "SELECT count(*) FROM gateways WHERE state = 'offline'") == 1
+    )
