@@ -1,4 +1,10 @@
-"""Fixtures for tests against the real PostgreSQL and MQTT broker (started by .ci/run).
+"""Fixtures for tests against the real PostgreSQL and MQTT broker.
+
+The servers are the ones at ``VITALSTREAM_TEST_DATABASE_URL`` / ``VITALSTREAM_TEST_BROKER_URL``
+(default: the machine's PostgreSQL on 127.0.0.1:5432 and Mosquitto on 127.0.0.1:1883, which
+.ci/run starts when they are down). When nothing answers there, the session starts the same
+embedded PostgreSQL and broker that `vitalstream demo` falls back to, so the README's test
+command passes on any machine: real servers either way, never mocks.
 
 Isolation: every test gets its own database (created and dropped here) and its own MQTT topic
 prefix and client ids, so tests never see each other's rows or messages.
@@ -7,19 +13,19 @@ prefix and client ids, so tests never see each other's rows or messages.
 from __future__ import annotations
 
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from integration_support import BROKER_URL, PG_URL
+from integration_support import BROKER_URL, PG_URL, make_data_dir
 from psycopg import sql
 
 from ingest_service import IngestService, IngestSettings
 from vitals import BrokerAddress, parse_broker_url
 from vitals.broker import forget_session
+from vitalstream import services
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -29,32 +35,56 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    """A fresh data directory. Not pytest's tmp_path: that lives under a 0700 directory, which
-    the unprivileged users the servers run as under root cannot enter."""
-    path = Path(tempfile.mkdtemp(prefix="vs-services-"))
-    path.chmod(0o755)
+    """A fresh data directory for services a test starts itself."""
+    path = make_data_dir()
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def servers() -> Iterator[tuple[str, str]]:
+    """(maintenance database URL, broker URL) of real servers for the whole session."""
+    path = make_data_dir()
+    try:
+        with (
+            services.database(PG_URL, data_dir=path, database_name="postgres") as db,
+            services.broker(BROKER_URL, data_dir=path) as mqtt_broker,
+        ):
+            yield db.url, mqtt_broker.url
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
-def database_url() -> Iterator[str]:
+def pg_admin_url(servers: tuple[str, str]) -> str:
+    """Maintenance connection of the test PostgreSQL server."""
+    return servers[0]
+
+
+@pytest.fixture
+def broker_url(servers: tuple[str, str]) -> str:
+    """URL of the test MQTT broker."""
+    return servers[1]
+
+
+@pytest.fixture
+def database_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh, empty database for one test."""
     name = f"vs_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(PG_URL, dbname=name)
+    url = psycopg.conninfo.make_conninfo(pg_admin_url, dbname=name)
     yield url
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
         admin.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
 
 
 @pytest.fixture
-def broker() -> BrokerAddress:
+def broker(broker_url: str) -> BrokerAddress:
     """The test broker's address."""
-    return parse_broker_url(BROKER_URL)
+    return parse_broker_url(broker_url)
 
 
 @pytest.fixture
@@ -64,16 +94,18 @@ def topic_prefix() -> str:
 
 
 @pytest.fixture
-def ingest_settings(database_url: str, topic_prefix: str) -> Iterator[IngestSettings]:
+def ingest_settings(
+    database_url: str, broker_url: str, topic_prefix: str
+) -> Iterator[IngestSettings]:
     """Settings of an ingest worker private to this test; its broker session is removed after."""
     settings = IngestSettings(
         database_url=database_url,
-        broker_url=BROKER_URL,
+        broker_url=broker_url,
         topic_prefix=topic_prefix,
         ingest_client_id=f"{topic_prefix}-ingest",
     )
     yield settings
-    forget_session(parse_broker_url(BROKER_URL), settings.ingest_client_id)
+    forget_session(parse_broker_url(broker_url), settings.ingest_client_id)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integration_support import PG_URL, free_port
+from integration_support import free_port
 from psycopg.conninfo import make_conninfo
 
 pytestmark = pytest.mark.slow
@@ -79,13 +79,13 @@ def test_demo_starts_embedded_postgres_and_broker_when_nothing_answers(data_dir:
     assert summary["dead_lettered"] >= 1  # the scripted 400/min artifact
 
 
-def test_demo_falls_back_to_the_python_broker(data_dir: Path) -> None:
+def test_demo_falls_back_to_the_python_broker(data_dir: Path, pg_admin_url: str) -> None:
     summary = run_demo(
         ["--duration", "5", "--patients", "2", "--broker-url", f"mqtt://127.0.0.1:{free_port()}"],
         {
             "VITALSTREAM_DATA_DIR": str(data_dir),
             "VITALSTREAM_EMBEDDED_BROKER": "amqtt",
-            "VITALSTREAM_DATABASE_URL": make_conninfo(PG_URL, dbname="vitalstream_test_demo"),
+            "VITALSTREAM_DATABASE_URL": make_conninfo(pg_admin_url, dbname="vitalstream_test_demo"),
         },
     )
     check_contract(summary)
@@ -106,9 +106,20 @@ def _kill_ingest_twice(proc: subprocess.Popen[bytes]) -> None:
             os.kill(int(pid), signal.SIGKILL)
 
 
-def test_killing_the_ingest_service_mid_demo_loses_nothing(data_dir: Path) -> None:
+def test_killing_the_ingest_service_mid_demo_loses_nothing(
+    data_dir: Path, pg_admin_url: str, broker_url: str
+) -> None:
     summary = run_demo(
-        ["--duration", "12", "--patients", "3"],
+        [
+            "--duration",
+            "12",
+            "--patients",
+            "3",
+            "--broker-url",
+            broker_url,
+            "--database-url",
+            make_conninfo(pg_admin_url, dbname="vitalstream_test_demo"),
+        ],
         {"VITALSTREAM_DATA_DIR": str(data_dir)},
         during=_kill_ingest_twice,
     )
