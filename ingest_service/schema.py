@@ -1,9 +1,16 @@
 """The database schema: numbered migrations, applied once each, at start-up, under a lock.
 
-One module owns both storage paths (ARCHITECTURE.md, Storage). When the ``timescaledb``
-extension is available, ``readings`` becomes a hypertable; otherwise it stays a plain table
-(declarative partitioning of the plain path is the storage issue's work and will be added as
-a new migration). The API above does not know which path runs.
+One module owns both storage paths (ARCHITECTURE.md, Storage); the API above them does not
+know which one runs. Both expose the same relations: ``readings`` and the rollups
+``readings_5min`` / ``readings_1h`` with columns (bucket, subject, metric, n, sum, min, max).
+
+- **TimescaleDB** (extension available): ``readings`` is a hypertable with 7-day chunks,
+  compressed after 7 days (segment by subject and metric), and the rollups are continuous
+  aggregates refreshed by policy. The SQL is kept small and standard on purpose; it is
+  checked against a real TimescaleDB outside this repository (docs/storage.md).
+- **Plain PostgreSQL**: ``readings`` is range-partitioned by week on ``time``; partitions are
+  created ahead (and on demand for late data) by :mod:`ingest_service.partitions`, and the
+  rollups are ordinary tables the writer maintains in the same statement as the insert.
 """
 
 from __future__ import annotations
@@ -20,31 +27,8 @@ _MIGRATION_LOCK = 0x76_73_6D_67  # "vsmg"
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
         1,
-        "readings, dead letters, batches, alerts, gateways",
+        "dead letters, batches, alerts, gateways (+ readings per storage path)",
         """
-CREATE TABLE readings (
-    time            timestamptz      NOT NULL,
-    subject         text             NOT NULL,
-    device          text             NOT NULL,
-    metric          text             NOT NULL,
-    value           double precision,
-    no_value        text,
-    unit            text             NOT NULL,
-    seq             bigint           NOT NULL,
-    source          text             NOT NULL,
-    quality         text[]           NOT NULL DEFAULT '{}',
-    original_value  double precision,
-    original_unit   text,
-    incident        text,
-    gateway         text             NOT NULL,
-    batch_id        text             NOT NULL,
-    received_at     timestamptz      NOT NULL,
-    -- The idempotency key of ARCHITECTURE.md; it includes time, as a hypertable requires.
-    PRIMARY KEY (device, metric, time),
-    CHECK ((value IS NULL) <> (no_value IS NULL))
-);
-CREATE INDEX readings_subject_metric_time ON readings (subject, metric, time DESC);
-
 CREATE TABLE dead_letters (
     id              bigserial        PRIMARY KEY,
     received_at     timestamptz      NOT NULL,
@@ -98,14 +82,126 @@ CREATE TABLE gateways (
 );
 """,
     ),
+    (
+        2,
+        "audit log: append-only SM3/SHA-256 hash chain (ingest_service.audit)",
+        """
+CREATE TABLE audit_log (
+    id          bigserial    PRIMARY KEY,
+    time        timestamptz  NOT NULL,
+    actor       text         NOT NULL,
+    action      text         NOT NULL,
+    resource    text         NOT NULL,
+    detail      jsonb        NOT NULL DEFAULT '{}',
+    algorithm   text         NOT NULL CHECK (algorithm IN ('sm3', 'sha256')),
+    prev_hash   bytea        NOT NULL CHECK (octet_length(prev_hash) = 32),
+    hash        bytea        NOT NULL CHECK (octet_length(hash) = 32),
+    -- One successor per row: the chain cannot fork even if the append lock is bypassed.
+    UNIQUE (prev_hash)
+);
+CREATE INDEX audit_log_actor_time ON audit_log (actor, time);
+CREATE INDEX audit_log_resource_time ON audit_log (resource, time);
+
+-- Append-only: UPDATE, DELETE and TRUNCATE are refused for everyone but a superuser who
+-- disables the trigger; `vitalstream audit verify` finds what such a user changed.
+CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+""",
+    ),
 )
 
-#: Applied after migration 1 when TimescaleDB is available (small and standard on purpose;
-#: checked against a real TimescaleDB outside this repository).
-_TIMESCALE_SETUP = """
-CREATE EXTENSION IF NOT EXISTS timescaledb;
-SELECT create_hypertable('readings', 'time', if_not_exists => TRUE, migrate_data => TRUE);
+_READINGS_COLUMNS = """
+    time            timestamptz      NOT NULL,
+    subject         text             NOT NULL,
+    device          text             NOT NULL,
+    metric          text             NOT NULL,
+    value           double precision,
+    no_value        text,
+    unit            text             NOT NULL,
+    seq             bigint           NOT NULL,
+    source          text             NOT NULL,
+    quality         text[]           NOT NULL DEFAULT '{}',
+    original_value  double precision,
+    original_unit   text,
+    incident        text,
+    gateway         text             NOT NULL,
+    batch_id        text             NOT NULL,
+    received_at     timestamptz      NOT NULL,
+    -- The idempotency key of ARCHITECTURE.md; it includes time, as partitions and
+    -- hypertables require of every unique key.
+    PRIMARY KEY (device, metric, time),
+    CHECK ((value IS NULL) <> (no_value IS NULL))
 """
+
+_ROLLUP_COLUMNS = """
+    bucket  timestamptz       NOT NULL,
+    subject text              NOT NULL,
+    metric  text              NOT NULL,
+    n       bigint            NOT NULL,
+    sum     double precision  NOT NULL,
+    min     double precision  NOT NULL,
+    max     double precision  NOT NULL,
+    PRIMARY KEY (subject, metric, bucket)
+"""
+
+#: Plain PostgreSQL: weekly range partitions, rollup tables kept by the writer.
+PLAIN_READINGS = f"""
+CREATE TABLE readings ({_READINGS_COLUMNS}) PARTITION BY RANGE (time);
+CREATE INDEX readings_subject_metric_time ON readings (subject, metric, time DESC);
+CREATE TABLE readings_5min ({_ROLLUP_COLUMNS});
+CREATE TABLE readings_1h ({_ROLLUP_COLUMNS});
+"""
+
+
+def _continuous_aggregate(name: str, width: str, start: str, end: str) -> str:
+    return f"""
+CREATE MATERIALIZED VIEW {name} WITH (timescaledb.continuous) AS
+    SELECT time_bucket(INTERVAL '{width}', time) AS bucket, subject, metric,
+           count(value) AS n, coalesce(sum(value), 0) AS sum, min(value) AS min,
+           max(value) AS max
+    FROM readings WHERE value IS NOT NULL
+    GROUP BY bucket, subject, metric
+    WITH NO DATA;
+SELECT add_continuous_aggregate_policy('{name}', start_offset => INTERVAL '{start}',
+    end_offset => INTERVAL '{end}', schedule_interval => INTERVAL '{width}');
+"""
+
+
+#: TimescaleDB: hypertable, compression policy, continuous aggregates (docs/storage.md).
+TIMESCALE_READINGS = (
+    f"""
+CREATE EXTENSION IF NOT EXISTS timescaledb;
+CREATE TABLE readings ({_READINGS_COLUMNS});
+CREATE INDEX readings_subject_metric_time ON readings (subject, metric, time DESC);
+SELECT create_hypertable('readings', 'time', chunk_time_interval => INTERVAL '7 days');
+-- Every column of a unique index must be a segment-by or order-by column of compression.
+ALTER TABLE readings SET (timescaledb.compress,
+    timescaledb.compress_segmentby = 'subject, metric',
+    timescaledb.compress_orderby = 'device, time DESC');
+SELECT add_compression_policy('readings', INTERVAL '7 days');
+"""
+    + _continuous_aggregate("readings_5min", "5 minutes", "1 day", "5 minutes")
+    + _continuous_aggregate("readings_1h", "1 hour", "7 days", "1 hour")
+)
+
+
+def retention_sql(kind: DatabaseKind, keep_days: int) -> str:
+    """SQL that keeps raw readings for ``keep_days`` (rollups are kept).
+
+    TimescaleDB: a retention policy. Plain PostgreSQL: dropping whole weekly partitions is done
+    by :func:`ingest_service.partitions.drop_partitions_before`, not by SQL here.
+    """
+    if kind != "timescaledb":
+        raise ValueError("plain PostgreSQL drops partitions; see partitions.py")
+    return f"SELECT add_retention_policy('readings', INTERVAL '{int(keep_days)} days');"
 
 
 def timescale_available(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
@@ -114,6 +210,17 @@ def timescale_available(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
         "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
     ).fetchone()
     return row is not None
+
+
+def storage_kind(conn: psycopg.Connection[tuple[object, ...]]) -> DatabaseKind:
+    """Which path the database actually runs: a hypertable ``readings`` or the plain one."""
+    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+    if row is None:
+        return "postgresql"
+    hypertable = conn.execute(
+        "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'readings'"
+    ).fetchone()
+    return "timescaledb" if hypertable else "postgresql"
 
 
 def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> DatabaseKind:
@@ -131,10 +238,10 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> DatabaseKind:
             if version in done:
                 continue
             conn.execute(sql.encode())
-            if version == 1 and timescale:
-                conn.execute(_TIMESCALE_SETUP.encode())
+            if version == 1:
+                conn.execute((TIMESCALE_READINGS if timescale else PLAIN_READINGS).encode())
             conn.execute(
                 "INSERT INTO schema_migrations (version, description) VALUES (%s, %s)",
                 (version, description),
             )
-    return "timescaledb" if timescale else "postgresql"
+        return storage_kind(conn)

@@ -14,31 +14,38 @@ client is full, so a slow database slows the broker's delivery instead of fillin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+from psycopg.errors import TransactionRollback
 
 from alert_rules import EMPTY_STATE, EngineState, evaluate
+from ingest_service import partitions
 from ingest_service.schema import DatabaseKind, migrate
 from ingest_service.settings import IngestSettings
 from ingest_service.storage import (
     Delivery,
+    ReadingWriter,
+    dead_letter_message,
     upsert_gateway_status,
     write_alerts,
-    write_deliveries,
 )
 from ingest_service.validate import AcceptedBatch, validate_message
 from vitals import (
+    Alert,
     BatchAck,
     GatewayStatus,
     PayloadError,
+    Reading,
     decode,
     encode,
     gateway_topic,
@@ -79,6 +86,7 @@ class IngestService:
         self.settings = settings
         self.counters = IngestCounters()
         self.database_kind: DatabaseKind | None = None
+        self._writer: ReadingWriter | None = None
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -201,12 +209,19 @@ class IngestService:
         return messages
 
     def _process_with_retry(self, messages: list[_Message], stop: threading.Event) -> None:
+        """Commit ``messages``; wait out an unavailable database; isolate a poison message.
+
+        Connection loss and serialisation failures are retried with backoff (nothing is acked
+        meanwhile). Any other database error means some message in the group cannot be
+        stored as it is: the group is retried one message at a time, and the one that still
+        fails is dead-lettered with the error, so one bad message never blocks the stream.
+        """
         delay = 0.5
         while True:
             try:
                 self._process(messages)
                 return
-            except psycopg.OperationalError as exc:
+            except (psycopg.OperationalError, TransactionRollback) as exc:
                 log.error(
                     "database unavailable (%s); retrying in %.1f s, nothing acked", exc, delay
                 )
@@ -214,6 +229,40 @@ class IngestService:
                     return
                 delay = min(delay * 2, 10.0)
                 self._connect_database()
+            except psycopg.Error as exc:
+                if self._writer is not None:
+                    self._writer.forget_partitions()
+                if len(messages) > 1:
+                    log.error(
+                        "a group of %d messages failed (%s); retrying one by one",
+                        len(messages),
+                        exc,
+                    )
+                    for message in messages:
+                        self._process_with_retry([message], stop)
+                    return
+                log.exception("dead-lettering a message the database refused")
+                self._dead_letter_unstorable(messages[0], exc)
+                return
+
+    def _dead_letter_unstorable(self, message: _Message, error: psycopg.Error) -> None:
+        conn = self._require_connection()
+        gateway = None
+        with contextlib.suppress(PayloadError):
+            gateway = parse_topic(message.topic, self.settings.topic_prefix)[0]
+        with conn.transaction():
+            dead_letter_message(
+                conn,
+                message.topic,
+                message.payload,
+                now_utc(),
+                gateway,
+                "storage_error",
+                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+            )
+        if message.session == self._session:
+            self._client.ack(message.mid, message.qos)
+        self.counters.dead_lettered += 1
 
     def _process(self, messages: list[_Message]) -> None:
         conn = self._require_connection()
@@ -240,9 +289,10 @@ class IngestService:
                 )
             )
         committed_at = now_utc()
+        writer = self._require_writer()
         with conn.transaction():
-            result = write_deliveries(conn, deliveries, committed_at)
-            alerts, new_state = evaluate(result.inserted, self._rule_state, committed_at)
+            result = writer.write(conn, deliveries, committed_at)
+            alerts, new_state = self._evaluate(result.inserted, committed_at)
             write_alerts(conn, alerts)
             for status in statuses:
                 upsert_gateway_status(conn, status)
@@ -258,6 +308,16 @@ class IngestService:
         self.counters.dead_lettered += result.dead_lettered
         self.counters.alerts += len(alerts)
         self.counters.commits += 1
+
+    def _evaluate(self, inserted: list[Reading], now: datetime) -> tuple[list[Alert], EngineState]:
+        """Run the rules; a failing rule must never stop readings from being stored."""
+        try:
+            return evaluate(inserted, self._rule_state, now)
+        except Exception:
+            log.exception(
+                "the rules engine failed on %d readings; stored without rules", len(inserted)
+            )
+            return [], self._rule_state
 
     def _confirm_to_gateways(self, deliveries: list[Delivery]) -> None:
         by_gateway: dict[str, list[str]] = defaultdict(list)
@@ -282,6 +342,15 @@ class IngestService:
             return
         if self.database_kind is None:
             self.database_kind = migrate(self._conn)
+            self._writer = ReadingWriter(self.database_kind)
+            if self.database_kind == "postgresql":
+                with self._conn.transaction():
+                    partitions.ensure_ahead(self._conn, now_utc())
+
+    def _require_writer(self) -> ReadingWriter:
+        if self._writer is None:
+            raise psycopg.OperationalError("the schema is not migrated yet")
+        return self._writer
 
     def _require_connection(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ingest_service import partitions
+from ingest_service.schema import DatabaseKind
 from ingest_service.validate import AcceptedBatch, RejectedMessage
 from vitals import Alert, GatewayStatus, Reading, encode
 
@@ -63,10 +65,35 @@ _TYPES = (
 )
 
 # Column names are module constants; no value ever reaches the SQL text.
-_UPSERT = (
-    f"INSERT INTO readings ({', '.join(_COLUMNS)}) "  # noqa: S608
+_INSERT = (
+    f"INSERT INTO readings ({', '.join(_COLUMNS)}) "
     f"SELECT {', '.join(_COLUMNS)} FROM staging_readings "
-    "ON CONFLICT (device, metric, time) DO NOTHING RETURNING device, metric, time"
+    "ON CONFLICT (device, metric, time) DO NOTHING"
+)
+_INSERT_TIMESCALE = _INSERT + " RETURNING device, metric, time"
+
+
+def _rollup(table: str, width: str) -> str:
+    # date_bin with a UTC origin: buckets do not depend on the session's TimeZone and match
+    # TimescaleDB's time_bucket for widths that divide a day.
+    return f"""{table} AS (
+    INSERT INTO {table} (bucket, subject, metric, n, sum, min, max)
+    SELECT date_bin(INTERVAL '{width}', time, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
+           subject, metric, count(*), sum(value), min(value), max(value)
+    FROM inserted WHERE value IS NOT NULL GROUP BY 1, 2, 3
+    ON CONFLICT (subject, metric, bucket) DO UPDATE SET
+        n = {table}.n + EXCLUDED.n, sum = {table}.sum + EXCLUDED.sum,
+        min = least({table}.min, EXCLUDED.min), max = greatest({table}.max, EXCLUDED.max))"""
+
+
+#: Plain path: the first-time rows (RETURNING) also feed the rollup tables, in one statement,
+#: so a re-sent reading is neither stored nor counted twice.
+_INSERT_PLAIN = (
+    f"WITH inserted AS ({_INSERT} RETURNING device, metric, time, subject, value), "
+    + _rollup("readings_5min", "5 minutes")
+    + ", "
+    + _rollup("readings_1h", "1 hour")
+    + " SELECT device, metric, time FROM inserted"
 )
 _COPY = f"COPY staging_readings ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
@@ -93,10 +120,38 @@ class WriteResult:
 Connection = psycopg.Connection[tuple[object, ...]]
 
 
-def write_deliveries(
-    conn: Connection, deliveries: Sequence[Delivery], committed_at: datetime
+class ReadingWriter:
+    """Writes deliveries on either storage path; remembers which weekly partitions exist."""
+
+    def __init__(self, kind: DatabaseKind) -> None:
+        self.kind = kind
+        self._weeks: set[date] = set()
+
+    def forget_partitions(self) -> None:
+        """Drop the partition cache (after a rollback that may have undone a creation)."""
+        self._weeks.clear()
+
+    def write(
+        self, conn: Connection, deliveries: Sequence[Delivery], committed_at: datetime
+    ) -> WriteResult:
+        """Store readings and dead letters of ``deliveries`` (inside the caller's transaction)."""
+        if self.kind == "postgresql":
+            weeks = {
+                partitions.week_start(reading.time)
+                for delivery in deliveries
+                if isinstance(delivery.outcome, AcceptedBatch)
+                for reading in delivery.outcome.readings
+            }
+            if not weeks <= self._weeks:
+                partitions.create(conn, weeks - self._weeks)
+                self._weeks |= weeks
+            return _write(conn, deliveries, committed_at, _INSERT_PLAIN)
+        return _write(conn, deliveries, committed_at, _INSERT_TIMESCALE)
+
+
+def _write(
+    conn: Connection, deliveries: Sequence[Delivery], committed_at: datetime, insert: str
 ) -> WriteResult:
-    """Store readings and dead letters of ``deliveries`` (inside the caller's transaction)."""
     result = WriteResult()
     staged: dict[tuple[str, str, datetime], Reading] = {}
     per_batch: list[tuple[AcceptedBatch, Delivery]] = []
@@ -112,8 +167,7 @@ def write_deliveries(
                 for reading in outcome.readings:
                     staged[reading.key] = reading
                     copy.write_row(_row(reading, outcome, delivery.received_at))
-        # Column names are module constants; no value ever reaches the SQL text.
-        cur.execute(_UPSERT)
+        cur.execute(insert.encode())
         inserted_keys = {
             (str(d), str(m), t) for d, m, t in cur.fetchall() if isinstance(t, datetime)
         }
@@ -193,6 +247,23 @@ def upsert_gateway_status(conn: Connection, status: GatewayStatus) -> None:
         "ON CONFLICT (gateway) DO UPDATE SET state = EXCLUDED.state, "
         " last_seen = greatest(gateways.last_seen, EXCLUDED.last_seen), status = EXCLUDED.status",
         (status.gateway, status.state, status.time, Jsonb(json.loads(status.model_dump_json()))),
+    )
+
+
+def dead_letter_message(
+    conn: Connection,
+    topic: str,
+    payload: bytes,
+    received_at: datetime,
+    gateway: str | None,
+    kind: str,
+    detail: str,
+) -> None:
+    """Dead-letter a whole message (inside the caller's transaction)."""
+    conn.execute(
+        "INSERT INTO dead_letters (received_at, topic, gateway, reason_kind, reason_detail, "
+        " payload) VALUES (%s, %s, %s, %s, %s, %s)",
+        (received_at, topic, gateway, kind, detail, payload),
     )
 
 

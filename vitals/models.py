@@ -66,7 +66,7 @@ class Reading(_Frozen):
     subject: Identifier
     device: Identifier
     metric: str
-    value: float | None
+    value: float | None = None
     no_value: NoValue | None = None
     unit: str
     time: AwareDatetime

@@ -5,7 +5,16 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from vitals import BrokerAddress
 
 #: Maintenance connection of the test server; the broker the tests publish through.
 PG_URL = os.environ.get(
@@ -28,3 +37,31 @@ def make_data_dir() -> Path:
     path = Path(tempfile.mkdtemp(prefix="vs-services-"))
     path.chmod(0o755)
     return path
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def count(database_url: str, query: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(query.encode()).fetchone()
+    return int(str(row[0])) if row else 0
+
+
+def publish_raw(broker: BrokerAddress, topic: str, *payloads: bytes) -> None:
+    """Publish as a bare MQTT client (no outbox), QoS1, waiting for each PUBACK."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:8]}")
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        for payload in payloads:
+            client.publish(topic, payload, qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()

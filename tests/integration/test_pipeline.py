@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
+from integration_support import count, publish_raw, wait_for
 
 from edge_agent import EdgeAgent
 from edge_agent.simulator import SimPatient, simulate_home
@@ -19,34 +15,6 @@ from vitals import Batch, BrokerAddress, Reading, encode, gateway_topic
 from vitals.broker import forget_session
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
-def count(database_url: str, query: str) -> int:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(query.encode()).fetchone()
-    return int(str(row[0])) if row else 0
-
-
-def publish_raw(broker: BrokerAddress, topic: str, *payloads: bytes) -> None:
-    """Publish as a bare MQTT client (no outbox), QoS1, waiting for each PUBACK."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{uuid.uuid4().hex[:8]}")
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    try:
-        for payload in payloads:
-            client.publish(topic, payload, qos=1).wait_for_publish(10)
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def spo2_batch(gateway: str, batch_id: str, n: int, value: float = 96.0) -> Batch:

@@ -195,3 +195,14 @@ def test_unknown_metric_inside_a_payload_is_a_payload_error_not_a_crash() -> Non
     good = encode(Batch(batch_id="b1", gateway="gw1", sent_at=T0, readings=(reading(),)))
     with pytest.raises(PayloadError, match="spo3"):
         decode(good.replace(b'"spo2"', b'"spo3"'), Batch)
+
+
+def test_a_no_value_reading_survives_the_wire() -> None:
+    """The codec drops None fields; a no-value reading must still decode."""
+    batch = Batch(
+        batch_id="b1",
+        gateway="gw1",
+        sent_at=T0,
+        readings=(reading(value=None, no_value="sensor_off"),),
+    )
+    assert decode(encode(batch), Batch) == batch
