@@ -7,6 +7,7 @@ import typer
 import vitalstream.commands.decode_hl7  # noqa: F401 - registers `decode hl7` on decode_app
 from vitalstream import __version__
 from vitalstream.commands.bench import bench_app
+from vitalstream.commands.chaos import chaos_command
 from vitalstream.commands.decode import decode_app
 from vitalstream.commands.demo import demo_command
 from vitalstream.commands.ingest import ingest_app
@@ -43,6 +44,7 @@ def _root(
 
 
 app.command("demo")(demo_command)
+app.command("chaos")(chaos_command)
 app.add_typer(decode_app, name="decode")
 app.add_typer(rhythm_app, name="rhythm")
 app.add_typer(ingest_app, name="ingest")

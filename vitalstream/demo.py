@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -84,7 +85,10 @@ class IngestSupervisor:
         deadline = time.monotonic() + ready_timeout
         while not self._ready.exists():
             if time.monotonic() > deadline or (self._proc and self._proc.poll() is not None):
-                raise services.ServiceError(f"the ingest service did not start; see {self._log}")
+                tail = self._log.read_text(errors="replace").strip().splitlines()[-15:]
+                raise services.ServiceError(
+                    "the ingest service did not start; its last log lines:\n" + "\n".join(tail)
+                )
             time.sleep(0.05)
         self._watch = threading.Thread(
             target=self._supervise, name="ingest-supervisor", daemon=True
@@ -101,6 +105,13 @@ class IngestSupervisor:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+
+    def kill(self) -> bool:
+        """SIGKILL the running child (chaos testing); the supervisor restarts it."""
+        if self._proc is None or self._proc.poll() is not None:
+            return False
+        os.kill(self._proc.pid, signal.SIGKILL)
+        return True
 
     def _spawn(self) -> None:
         self._ready.unlink(missing_ok=True)
@@ -188,8 +199,34 @@ def _source(
     return warp, due
 
 
-def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str, Any]:
-    """Run the demo and return the CONTRACTS.md summary."""
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """What a disruption (``vitalstream chaos``) may kill while the demo runs."""
+
+    ingest: IngestSupervisor
+    broker: services.BrokerHandle
+
+    def kill_ingest(self) -> bool:
+        """SIGKILL the ingest service (its supervisor restarts it)."""
+        return self.ingest.kill()
+
+    def kill_broker(self) -> bool:
+        """SIGKILL an embedded broker (the demo's watch restarts it on the same port)."""
+        process = self.broker.process
+        if process is None or process.pid is None or not process.alive():
+            return False
+        os.kill(process.pid, signal.SIGKILL)
+        return True
+
+
+Disruption = Callable[[Targets, threading.Event], None]
+"""Runs in its own thread while the agents publish; must return when the event is set."""
+
+
+def run_demo(
+    options: DemoOptions, progress: Progress | None = None, disrupt: Disruption | None = None
+) -> dict[str, Any]:
+    """Run the demo (optionally under a disruption) and return the CONTRACTS.md summary."""
     run = uuid.uuid4().hex[:8]
     workdir = options.data_dir / f"demo-{run}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -212,9 +249,19 @@ def run_demo(options: DemoOptions, progress: Progress | None = None) -> dict[str
             ingest = IngestSupervisor(env, workdir)
             ingest.start()
             broker_watch = _BrokerWatch(broker)
+            done = threading.Event()
+            chaos = threading.Thread(
+                target=disrupt or (lambda targets, stop: None),
+                args=(Targets(ingest, broker), done),
+                name="disruption",
+                daemon=True,
+            )
+            chaos.start()
             try:
                 agents = _run_agents(options, run, broker.url, workdir, progress)
             finally:
+                done.set()
+                chaos.join(30)
                 broker_watch.stop()
                 ingest.stop()
             summary = _summarise(db.url, agents)
@@ -333,6 +380,11 @@ def _summarise(database_url: str, agents: list[EdgeAgent]) -> dict[str, Any]:
         dead_total = conn.execute(
             "SELECT count(*) FROM dead_letters WHERE gateway = ANY(%s)", (gateways,)
         ).fetchone()
+        stored_twice = conn.execute(
+            "SELECT count(*) - count(DISTINCT (device, metric, time)) FROM readings "
+            "WHERE gateway = ANY(%s)",
+            (gateways,),
+        ).fetchone()
         duplicates = conn.execute(
             "SELECT coalesce(sum(duplicates), 0) FROM ingest_batches WHERE gateway = ANY(%s)",
             (gateways,),
@@ -361,6 +413,7 @@ def _summarise(database_url: str, agents: list[EdgeAgent]) -> dict[str, Any]:
         "published": len(accepted),
         "stored": len(stored),
         "duplicates_dropped": int(duplicates[0]) if duplicates else 0,
+        "duplicates_stored": int(stored_twice[0]) if stored_twice else 0,
         "lost": len(accepted - stored - dead),
         "dead_lettered": int(dead_total[0]) if dead_total else 0,
         "alerts": {str(rule): int(count) for rule, count in alerts},

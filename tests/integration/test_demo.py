@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from integration_support import free_port
-from psycopg.conninfo import make_conninfo
 
 pytestmark = pytest.mark.slow
 
@@ -79,13 +78,13 @@ def test_demo_starts_embedded_postgres_and_broker_when_nothing_answers(data_dir:
     assert summary["dead_lettered"] >= 1  # the scripted 400/min artifact
 
 
-def test_demo_falls_back_to_the_python_broker(data_dir: Path, pg_admin_url: str) -> None:
+def test_demo_falls_back_to_the_python_broker(data_dir: Path, database_url: str) -> None:
     summary = run_demo(
         ["--duration", "5", "--patients", "2", "--broker-url", f"mqtt://127.0.0.1:{free_port()}"],
         {
             "VITALSTREAM_DATA_DIR": str(data_dir),
             "VITALSTREAM_EMBEDDED_BROKER": "amqtt",
-            "VITALSTREAM_DATABASE_URL": make_conninfo(pg_admin_url, dbname="vitalstream_test_demo"),
+            "VITALSTREAM_DATABASE_URL": database_url,
         },
     )
     check_contract(summary)
@@ -107,7 +106,7 @@ def _kill_ingest_twice(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_killing_the_ingest_service_mid_demo_loses_nothing(
-    data_dir: Path, pg_admin_url: str, broker_url: str
+    data_dir: Path, database_url: str, broker_url: str
 ) -> None:
     summary = run_demo(
         [
@@ -118,7 +117,7 @@ def test_killing_the_ingest_service_mid_demo_loses_nothing(
             "--broker-url",
             broker_url,
             "--database-url",
-            make_conninfo(pg_admin_url, dbname="vitalstream_test_demo"),
+            database_url,
         ],
         {"VITALSTREAM_DATA_DIR": str(data_dir)},
         during=_kill_ingest_twice,
