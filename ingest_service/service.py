@@ -164,11 +164,18 @@ class IngestService:
             return
         prefix = self.settings.topic_prefix
         client.subscribe(
-            [(subscription("readings", prefix), 1), (subscription("status", prefix), 1)]
+            [
+                (self._shared(subscription("readings", prefix)), 1),
+                (self._shared(subscription("status", prefix)), 1),
+            ]
         )
         self._session += 1
         self._ready.set()
         log.info("ingest subscribed at %s", self.settings.broker_url)
+
+    def _shared(self, topic_filter: str) -> str:
+        group = self.settings.shared_group
+        return f"$share/{group}/{topic_filter}" if group else topic_filter
 
     def _on_disconnect(
         self,

@@ -22,3 +22,8 @@ class IngestSettings(VitalstreamSettings):
     )
     batch_max_readings: int = Field(5000, ge=1, description="Commit after this many readings.")
     batch_max_wait_s: float = Field(0.05, gt=0, description="... or after this many seconds.")
+    shared_group: str | None = Field(
+        None,
+        description="MQTT shared-subscription group ($share/<group>/...): workers in one group "
+        "split the gateways' messages between them. None = a single worker gets everything.",
+    )

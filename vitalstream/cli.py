@@ -6,11 +6,15 @@ import typer
 
 import vitalstream.commands.decode_hl7  # noqa: F401 - registers `decode hl7` on decode_app
 from vitalstream import __version__
+from vitalstream.commands.audit import audit_app
 from vitalstream.commands.bench import bench_app
 from vitalstream.commands.chaos import chaos_command
 from vitalstream.commands.decode import decode_app
 from vitalstream.commands.demo import demo_command
+from vitalstream.commands.edge import edge_app
+from vitalstream.commands.enrol import enrol_command
 from vitalstream.commands.ingest import ingest_app
+from vitalstream.commands.pki import pki_app
 from vitalstream.commands.rhythm import rhythm_app
 
 app = typer.Typer(
@@ -48,7 +52,11 @@ app.command("chaos")(chaos_command)
 app.add_typer(decode_app, name="decode")
 app.add_typer(rhythm_app, name="rhythm")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(edge_app, name="edge")
 app.add_typer(bench_app, name="bench")
+app.command("enrol")(enrol_command)
+app.add_typer(audit_app, name="audit")
+app.add_typer(pki_app, name="pki")
 
 
 def main() -> None:

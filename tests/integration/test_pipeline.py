@@ -206,3 +206,47 @@ def test_gateway_status_is_recorded(
     assert wait_for(
         lambda: count(url, "SELECT count(*) FROM gateways WHERE state = 'offline'") == 1
     )
+
+
+def test_two_workers_in_a_shared_group_store_everything_once(
+    ingest_settings: IngestSettings, broker: BrokerAddress, topic_prefix: str
+) -> None:
+    """$share/<group>/...: the broker splits the stream; the unique key keeps it exact."""
+    workers = [
+        IngestService(
+            ingest_settings.model_copy(
+                update={"shared_group": "g1", "ingest_client_id": f"{topic_prefix}-w{n}"}
+            )
+        )
+        for n in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+        assert worker.wait_ready(10)
+    gateway = f"{topic_prefix}-gw"
+    topic = gateway_topic(gateway, "readings", topic_prefix)
+    try:
+        publish_raw(
+            broker,
+            topic,
+            *[
+                encode(
+                    spo2_batch(gateway, f"b{n}", 10).model_copy(
+                        update={
+                            "readings": tuple(
+                                r.model_copy(update={"device": f"{gateway}-oxi{n}"})
+                                for r in spo2_batch(gateway, "x", 10).readings
+                            )
+                        }
+                    )
+                )
+                for n in range(20)
+            ],
+        )
+        url = ingest_settings.database_url
+        assert wait_for(lambda: count(url, "SELECT count(*) FROM readings") == 200)
+        assert all(worker.counters.messages > 0 for worker in workers)
+    finally:
+        for n, worker in enumerate(workers):
+            worker.stop()
+            forget_session(broker, f"{topic_prefix}-w{n}")

@@ -1,0 +1,291 @@
+"""The edge agent's configuration file (TOML, validated by pydantic).
+
+Why a file of its own rather than ``VITALSTREAM_*`` settings: a gateway's sources are a list of
+tables (a simulator, a replay, an HL7 listener with its patient map, BLE devices) that flat
+environment variables cannot express, and an installer ships one file per gateway. The file is
+validated as a whole before anything starts, so a typo fails at start-up with the field's path,
+never half-way through a night. Relative paths in it are relative to the file's directory.
+
+Example (docs/examples/edge-home.toml)::
+
+    gateway = "home-0001"
+    broker_url = "mqtt://127.0.0.1:1883"
+    outbox = "outbox.sqlite"
+
+    [[sources]]
+    kind = "ble"
+    registry = "devices.toml"
+
+See docs/edge.md for every key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Literal, Protocol, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge_agent.registry import DeviceBinding, Identifier
+from edge_agent.simulator import HOME_CONDITIONS
+from vitals import DEFAULT_PREFIX, Reading, VitalsError, parse_broker_url
+
+SimCondition = Literal["hypertension", "diabetes", "copd", "heart_failure", "elderly", "ambulance"]
+
+
+class ConfigError(VitalsError):
+    """An edge configuration file that cannot be read or is invalid."""
+
+    kind = "bad_config"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_zone(name: str | None) -> str | None:
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name like Asia/Shanghai)"
+        ) from None
+    return name
+
+
+class SimSourceConfig(_Model):
+    """Synthetic patients (``edge_agent.simulator``), one per listed condition."""
+
+    kind: Literal["sim"]
+    conditions: tuple[SimCondition, ...] = HOME_CONDITIONS
+    speed: float = Field(default=1.0, gt=0)
+    """Simulated seconds per wall second (1 = real time)."""
+    hours: float = Field(default=24.0, gt=0)
+    """Length of the simulated window; the source is exhausted after it."""
+    seed: int = 0
+    subject_prefix: Identifier = "sim"
+    incident: Identifier | None = None
+    """Ambulance mode: the incident id put on the ambulance patient's readings."""
+
+
+class ReplaySourceConfig(_Model):
+    """A real recording (WFDB record or long-format CSV) replayed as if measured now."""
+
+    kind: Literal["replay"]
+    file: Path
+    """A ``.csv`` file, or a WFDB record (``.hea`` file or its path without extension)."""
+    speed: float = Field(default=1.0, gt=0)
+    subject: Identifier | None = None
+    device: Identifier | None = None
+    loop: bool = False
+    emit_not_measured: bool = True
+
+
+class Hl7Binding(_Model):
+    """Binds HL7 messages to a subject: by monitor (MSH-3/MSH-4 id) and/or patient (PID-3).
+
+    When both are set, both must match. ``device`` defaults to ``hl7-<monitor id>``.
+    """
+
+    subject: Identifier
+    monitor: str | None = None
+    pid: str | None = None
+    device: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> Self:
+        if self.monitor is None and self.pid is None:
+            raise ValueError(f"binding of {self.subject}: set monitor, pid or both")
+        return self
+
+
+class Hl7SourceConfig(_Model):
+    """An MLLP/HL7 v2 listener that bedside or ambulance monitors connect to."""
+
+    kind: Literal["hl7"]
+    host: str = "0.0.0.0"  # noqa: S104 - monitors on the ward/ambulance LAN must reach it
+    port: int = Field(default=2575, ge=0, le=65535)
+    """2575 is the IANA-registered port for HL7 over MLLP."""
+    patients: tuple[Hl7Binding, ...] = ()
+    default_subject: Identifier | None = None
+    """Subject for messages no binding matches (an ambulance's one patient); else ACK AE."""
+    timezone: str | None = None
+    """The monitors' local zone, for times sent without an offset."""
+    incident: Identifier | None = None
+    ack_timeout_s: float = Field(default=10.0, gt=0)
+
+    _zone = field_validator("timezone")(_check_zone)
+
+
+class BleSourceConfig(_Model):
+    """BLE GATT devices discovered by their standard service UUIDs (bleak, BlueZ)."""
+
+    kind: Literal["ble"]
+    registry: Path | None = None
+    """A device registry TOML file (``[[devices]]``); merged with ``devices`` below."""
+    devices: tuple[DeviceBinding, ...] = ()
+    adapter: str | None = None
+    """BlueZ adapter (``hci0``); default: the system's default adapter."""
+    scan_interval_s: float = Field(default=30.0, gt=0)
+    scan_duration_s: float = Field(default=10.0, gt=0)
+
+
+SourceConfig = Annotated[
+    SimSourceConfig | ReplaySourceConfig | Hl7SourceConfig | BleSourceConfig,
+    Field(discriminator="kind"),
+]
+
+
+class EdgeConfig(_Model):
+    """One gateway: its id, its uplink, its outbox file and its sources."""
+
+    gateway: Identifier
+    broker_url: str = "mqtt://127.0.0.1:1883"
+    topic_prefix: Identifier = DEFAULT_PREFIX
+    outbox: Path = Path("outbox.sqlite")
+    sources: tuple[SourceConfig, ...] = ()
+    drain_on_stop_s: float = Field(default=5.0, ge=0)
+    """On SIGTERM, how long to keep sending what is buffered before exiting (outbox kept)."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, url: str) -> str:
+        try:
+            parse_broker_url(url)
+        except VitalsError as exc:
+            raise ValueError(exc.detail) from None
+        return url
+
+
+def _resolve(base: Path, path: Path) -> Path:
+    return path if path.is_absolute() else base / path
+
+
+def parse_config(text: str, base_dir: Path) -> EdgeConfig:
+    """Validate a TOML text; relative paths are made relative to ``base_dir`` (pure)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}") from None
+    try:
+        config = EdgeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(str(exc)) from None
+    sources: list[SimSourceConfig | ReplaySourceConfig | Hl7SourceConfig | BleSourceConfig] = []
+    for given in config.sources:
+        source = given
+        if isinstance(given, ReplaySourceConfig):
+            source = given.model_copy(update={"file": _resolve(base_dir, given.file)})
+        elif isinstance(given, BleSourceConfig) and given.registry is not None:
+            source = given.model_copy(update={"registry": _resolve(base_dir, given.registry)})
+        sources.append(source)
+    return config.model_copy(
+        update={"outbox": _resolve(base_dir, config.outbox), "sources": tuple(sources)}
+    )
+
+
+def load_config(path: Path) -> EdgeConfig:
+    """Read and validate an edge configuration file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    try:
+        return parse_config(text, path.resolve().parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.detail}") from None
+
+
+# -- from configuration to running sources ------------------------------------------------------
+
+
+class RunningSource(Protocol):
+    """An EdgeAgent source (callable) that may hold a server or a radio to release."""
+
+    def __call__(self) -> Sequence[Reading]:
+        """Readings that became available since the last call."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening / scanning (called before the agent stops taking readings)."""
+        ...
+
+
+def open_source(source: SourceConfig, gateway: str, now: datetime) -> RunningSource:
+    """Start one configured source (servers listen, radios scan) for ``gateway``.
+
+    Imports are local so that a gateway pays only for the sources it uses (bleak, wfdb).
+    """
+    if isinstance(source, SimSourceConfig):
+        return _open_sim(source, gateway, now)
+    if isinstance(source, ReplaySourceConfig):
+        from edge_agent.replay import ReplaySchedule, ReplaySource, load_recording  # noqa: PLC0415
+
+        recorded = load_recording(
+            source.file,
+            subject=source.subject,
+            device=source.device,
+            emit_not_measured=source.emit_not_measured,
+        )
+        return ReplaySource(ReplaySchedule(recorded, now, source.speed, loop=source.loop))
+    if isinstance(source, Hl7SourceConfig):
+        from edge_agent.hl7_listener import Hl7Listener, PatientMap  # noqa: PLC0415
+
+        listener = Hl7Listener(
+            PatientMap(source.patients, source.default_subject),
+            host=source.host,
+            port=source.port,
+            default_tz=ZoneInfo(source.timezone) if source.timezone else None,
+            incident=source.incident,
+            ack_timeout_s=source.ack_timeout_s,
+        )
+        listener.start()
+        return listener
+    from edge_agent.ble import BleSource  # noqa: PLC0415
+    from edge_agent.registry import DeviceRegistry, load_registry  # noqa: PLC0415
+
+    bindings = list(source.devices)
+    if source.registry is not None:
+        bindings.extend(load_registry(source.registry).devices)
+    ble = BleSource(
+        DeviceRegistry.from_bindings(bindings),
+        adapter=source.adapter,
+        scan_interval_s=source.scan_interval_s,
+        scan_duration_s=source.scan_duration_s,
+    )
+    ble.start()
+    return ble
+
+
+def _open_sim(source: SimSourceConfig, gateway: str, now: datetime) -> RunningSource:
+    from edge_agent.replay import ReplaySource  # noqa: PLC0415
+    from edge_agent.simulator import (  # noqa: PLC0415
+        SimPatient,
+        TimeWarpSource,
+        simulate_ambulance,
+        simulate_home,
+    )
+
+    end = now + timedelta(hours=source.hours)
+    readings: list[Reading] = []
+    for index, condition in enumerate(source.conditions):
+        # SimPatient derives device ids from its "gateway" field: one per patient keeps them
+        # unique when several simulated patients share this gateway.
+        patient = SimPatient(
+            subject=f"{source.subject_prefix}-{gateway}-{index}",
+            gateway=f"{gateway}-p{index}",
+            condition=condition,
+            incident=source.incident if condition == "ambulance" else None,
+        )
+        if condition == "ambulance":
+            readings.extend(simulate_ambulance(patient, now, end, seed=source.seed + index))
+        else:
+            readings.extend(simulate_home(patient, now, end, seed=source.seed + index))
+    return ReplaySource(TimeWarpSource(readings, now, source.speed))

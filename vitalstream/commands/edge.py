@@ -1,0 +1,177 @@
+"""``vitalstream edge``: run a gateway's agent from its config file, or inspect its outbox.
+
+``edge run`` wires configured sources into an :class:`edge_agent.EdgeAgent` and runs until
+SIGTERM/SIGINT. ``edge status`` reads the outbox file directly (SQLite, read-only), so a field
+engineer can see what a gateway still holds while the broker or the agent itself is down.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from edge_agent import EdgeAgent
+from edge_agent.config import ConfigError, RunningSource, load_config, open_source
+from edge_agent.outbox import LANE_PRIORITY
+from vitals import VitalsError, parse_broker_url
+from vitalstream.output import EXIT_FAILURE, configure_logging, console, emit_json, reject
+
+edge_app = typer.Typer(
+    help="The edge gateway agent: sources (BLE, HL7/MLLP, replay, simulator) -> outbox -> MQTT.",
+    no_args_is_help=True,
+)
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option("--config", help="The gateway's TOML file (docs/edge.md, docs/examples/)."),
+]
+
+
+@edge_app.command("run")
+def run_command(config: ConfigOption) -> None:
+    """Run the agent with the configured sources until SIGTERM/SIGINT.
+
+    On a signal the sources stop first (the HL7 listener closes, BLE disconnects), the agent
+    sends what it can for ``drain_on_stop_s`` seconds, and exits; whatever is unconfirmed stays
+    in the outbox for the next start. Example: vitalstream edge run --config edge-home.toml
+    """
+    try:
+        settings = load_config(config)
+        broker = parse_broker_url(settings.broker_url)
+    except VitalsError as error:
+        reject(error)
+    configure_logging(settings.log_level)
+    stop = threading.Event()
+
+    def _graceful(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _graceful)
+    signal.signal(signal.SIGINT, _graceful)
+
+    sources: list[RunningSource] = []
+    try:
+        now = datetime.now(UTC)
+        for source in settings.sources:
+            sources.append(open_source(source, settings.gateway, now))
+    except (VitalsError, OSError) as error:
+        for opened in sources:
+            opened.close()
+        if isinstance(error, VitalsError):
+            reject(error)
+        reject(ConfigError(f"cannot start a source: {error}", kind="source_failed"))
+
+    agent = EdgeAgent(
+        settings.gateway, settings.outbox, broker, prefix=settings.topic_prefix, sources=sources
+    )
+    failed = threading.Event()
+
+    def _run() -> None:
+        try:
+            agent.run()
+        except Exception:
+            failed.set()  # agent.run already logged it
+            stop.set()
+
+    runner = threading.Thread(target=_run, name=f"edge-{settings.gateway}", daemon=True)
+    runner.start()
+    console.print(
+        f"edge agent {settings.gateway}: {len(sources)} source(s), outbox {settings.outbox}, "
+        f"broker {broker.url}; SIGTERM/Ctrl-C to stop"
+    )
+    while not stop.wait(0.5):
+        pass
+    for opened in sources:
+        opened.close()
+    time.sleep(0.2)  # one more agent turn takes what the closing sources handed over
+    agent.stop_sources()
+    deadline = time.monotonic() + settings.drain_on_stop_s
+    while not failed.is_set() and agent.depth and time.monotonic() < deadline:
+        time.sleep(0.1)
+    agent.stop()
+    runner.join(15)
+    console.print(
+        f"edge agent {settings.gateway} stopped: accepted {agent.counters.accepted}, "
+        f"confirmed {agent.counters.confirmed}, {agent.depth} kept in the outbox"
+    )
+    if failed.is_set():
+        raise typer.Exit(EXIT_FAILURE)
+
+
+@edge_app.command("status")
+def status_command(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Take the outbox path from this file.")
+    ] = None,
+    outbox: Annotated[Path | None, typer.Option("--outbox", help="The outbox file.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """What the outbox holds: readings per lane, awaiting ack, oldest unconfirmed age.
+
+    Reads the SQLite file read-only; needs neither the broker nor a running agent.
+    Example: vitalstream edge status --config edge-home.toml --json
+    """
+    try:
+        if outbox is None:
+            if config is None:
+                raise ConfigError("give --config FILE or --outbox FILE", kind="usage")
+            outbox = load_config(config).outbox
+        report = outbox_status(outbox, datetime.now(UTC))
+    except VitalsError as error:
+        reject(error)
+    if json_output:
+        emit_json(report)
+        return
+    lanes = ", ".join(f"{lane} {count}" for lane, count in report["lanes"].items())
+    age = report["oldest_unconfirmed_age_s"]
+    console.print(f"outbox {report['outbox']}: {report['depth']} reading(s) ({lanes})")
+    console.print(
+        f"awaiting ack: {report['awaiting_ack']}; oldest unconfirmed: "
+        + (f"{age:.0f} s old" if age is not None else "none")
+    )
+
+
+def outbox_status(path: Path, now: datetime) -> dict[str, Any]:
+    """Queue depth per lane and the age of the oldest unconfirmed reading (read-only).
+
+    Age = ``now`` minus the measurement time of the oldest row (by insertion) in any lane.
+    """
+    if not path.is_file():
+        raise VitalsError(f"no outbox at {path}", kind="not_found")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise VitalsError(f"cannot open outbox {path}: {exc}", kind="not_found") from None
+    try:
+        counts = dict(db.execute("SELECT lane, count(*) FROM outbox GROUP BY lane").fetchall())
+        awaiting = db.execute("SELECT count(*) FROM outbox WHERE attempts > 0").fetchone()[0]
+        oldest: datetime | None = None
+        for (payload,) in db.execute(
+            "SELECT payload FROM outbox WHERE id IN (SELECT min(id) FROM outbox GROUP BY lane)"
+        ):
+            moment = datetime.fromisoformat(json.loads(bytes(payload))["time"])
+            oldest = moment if oldest is None or moment < oldest else oldest
+        devices = dict(db.execute("SELECT device, last_seq FROM device_seq").fetchall())
+    except sqlite3.Error as exc:
+        raise VitalsError(f"{path} is not an edge outbox: {exc}", kind="malformed") from None
+    finally:
+        db.close()
+    lanes = {lane: int(counts.get(priority, 0)) for lane, priority in LANE_PRIORITY.items()}
+    return {
+        "outbox": str(path),
+        "depth": sum(lanes.values()),
+        "lanes": lanes,
+        "awaiting_ack": int(awaiting),
+        "oldest_unconfirmed_time": oldest.isoformat() if oldest else None,
+        "oldest_unconfirmed_age_s": (now - oldest).total_seconds() if oldest else None,
+        "devices_last_seq": {str(k): int(v) for k, v in devices.items()},
+    }
