@@ -13,12 +13,15 @@ are gap-free and survive restarts. One Outbox object belongs to one thread (sqli
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitals import Lane, Reading, decode, encode
+from vitals import Lane, PayloadError, Reading, decode, encode
+
+log = logging.getLogger("vitalstream.edge.outbox")
 
 #: Lane order = drain priority (ARCHITECTURE.md: alarms > current vitals > waveform > backfill).
 LANE_PRIORITY: dict[Lane, int] = {"alarm": 0, "vitals": 1, "waveform": 2, "backfill": 3}
@@ -34,6 +37,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_at REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (lane, next_attempt_at, id);
+CREATE TABLE IF NOT EXISTS outbox_rejected (
+    id INTEGER PRIMARY KEY,
+    payload BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    moved_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS device_seq (
     device TEXT PRIMARY KEY,
     last_seq INTEGER NOT NULL
@@ -96,7 +105,30 @@ class Outbox:
             "ORDER BY lane, id LIMIT ?",
             (now, limit),
         ).fetchall()
-        return [OutboxRow(int(i), decode(bytes(p), Reading), int(a)) for i, p, a in rows]
+        due: list[OutboxRow] = []
+        for row_id, payload, attempts in rows:
+            try:
+                due.append(OutboxRow(int(row_id), decode(bytes(payload), Reading), int(attempts)))
+            except PayloadError as exc:
+                self._set_aside(int(row_id), bytes(payload), exc.detail, now)
+        return due
+
+    def _set_aside(self, row_id: int, payload: bytes, reason: str, now: float) -> None:
+        """A row that no longer decodes (e.g. written by an older version) must not stop the
+        agent: it moves to ``outbox_rejected`` with the reason, kept for inspection."""
+        log.error(
+            "outbox row %d cannot be decoded (%s); set aside in outbox_rejected", row_id, reason
+        )
+        with _transaction(self._db):
+            self._db.execute(
+                "INSERT INTO outbox_rejected (id, payload, reason, moved_at) VALUES (?, ?, ?, ?)",
+                (row_id, payload, reason, now),
+            )
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+
+    def rejected(self) -> int:
+        """How many rows were set aside as undecodable."""
+        return int(self._db.execute("SELECT count(*) FROM outbox_rejected").fetchone()[0])
 
     def mark_sent(self, row_ids: Iterable[int], retry_at: float) -> None:
         """Record a send; the rows become due again at ``retry_at`` unless confirmed first."""

@@ -71,3 +71,17 @@ def test_alarms_drain_before_vitals_before_backfill(tmp_path: Path) -> None:
 
 def test_retry_delay_doubles_and_is_capped() -> None:
     assert [retry_delay(a) for a in range(6)] == [10.0, 20.0, 40.0, 80.0, 120.0, 120.0]
+
+
+def test_an_undecodable_row_is_set_aside_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    with Outbox(path) as outbox:
+        outbox.put(readings(2))
+    import sqlite3
+
+    with sqlite3.connect(path) as db:  # a row from a future, incompatible version
+        db.execute("UPDATE outbox SET payload = ? WHERE id = 1", (b'{"schema_version": 9}',))
+    with Outbox(path) as outbox:
+        due = outbox.due(0.0, 10)
+        assert [row.row_id for row in due] == [2]
+        assert outbox.rejected() == 1 and outbox.depth() == 1
