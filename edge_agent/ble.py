@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 from edge_agent.registry import DeviceBinding, DeviceRegistry
 from firmware_bridge.errors import DecodeError
 from firmware_bridge.gatt import decode_characteristic
-from firmware_bridge.measurement import to_reading
+from firmware_bridge.measurement import place_rr_intervals, to_reading
 from vitals import DeviceStatus, Reading
 
 log = logging.getLogger("vitalstream.edge.ble")
@@ -162,7 +162,7 @@ def readings_from_notification(
         return NotificationOutcome(skipped=f"user id {user} is not bound to a subject")
     readings = tuple(
         to_reading(m, subject=subject, device=binding.device, received_at=now, source="ble")
-        for m in result.measurements
+        for m in place_rr_intervals(result.measurements, now)
     )
     return NotificationOutcome(readings)
 

@@ -1,7 +1,7 @@
 """firmware_bridge: pure decoders from device bytes to catalogue measurements. No I/O."""
 
 from firmware_bridge.errors import CrcError, DecodeError, MalformedError, UnsupportedError
-from firmware_bridge.measurement import Measurement, to_reading
+from firmware_bridge.measurement import Measurement, place_rr_intervals, to_reading
 
 __all__ = [
     "CrcError",
@@ -9,5 +9,6 @@ __all__ = [
     "MalformedError",
     "Measurement",
     "UnsupportedError",
+    "place_rr_intervals",
     "to_reading",
 ]

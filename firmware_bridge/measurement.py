@@ -7,8 +7,9 @@ turns Measurements into ``vitals.Reading`` with :func:`to_reading`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from vitals import NoValue, Reading, Source
 
@@ -61,3 +62,30 @@ def to_reading(
         original_value=measurement.original_value,
         original_unit=measurement.original_unit,
     )
+
+
+def place_rr_intervals(
+    measurements: Sequence[Measurement], received_at: datetime
+) -> list[Measurement]:
+    """Give each RR interval of one notification its own beat time.
+
+    A Heart Rate Measurement (0x2A37) may carry several RR intervals and no timestamp. Bound
+    to the receipt time they would all share one (device, metric, time) key and all but one
+    would be dropped as duplicates. The intervals are consecutive and the last one ends at
+    (about) the notification (GATT HRS 1.0, 3.1.1.5: oldest first), so each is stamped with
+    the beat that ends it: ``received_at`` minus the sum of the intervals after it. Flagged
+    ``time_from_rr`` so nobody takes it for a device clock.
+    """
+    out = list(measurements)
+    later_ms = 0.0
+    for index in range(len(out) - 1, -1, -1):
+        m = out[index]
+        if m.metric != "rr_interval" or m.time is not None or m.value is None:
+            continue
+        out[index] = replace(
+            m,
+            time=received_at - timedelta(milliseconds=later_ms),
+            quality=(*m.quality, "time_from_rr"),
+        )
+        later_ms += m.value
+    return out
