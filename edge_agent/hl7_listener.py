@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import re
 import socket
 import socketserver
 import threading
@@ -45,7 +46,7 @@ from edge_agent.config import Hl7Binding
 from firmware_bridge.errors import DecodeError, MalformedError
 from firmware_bridge.hl7 import decode_oru, split_messages
 from firmware_bridge.hl7_ack import AckCode, ack_code_for, build_ack
-from firmware_bridge.measurement import to_reading
+from firmware_bridge.measurement import Measurement, to_reading
 from firmware_bridge.mllp import Frame, MllpDeframer, frame
 from vitals import Reading, is_identifier
 
@@ -197,12 +198,13 @@ def handle_message(
             control_id=result.control_id,
         )
     readings: list[Reading] = []
+    devices = channel_devices(result.measurements, binding.device)
     try:
-        for measurement in result.measurements:
+        for measurement, device in zip(result.measurements, devices, strict=True):
             reading = to_reading(
                 measurement,
                 subject=binding.subject,
-                device=binding.device,
+                device=device,
                 received_at=now,
                 source="hl7",
             )
@@ -218,6 +220,29 @@ def handle_message(
         alarms=len(result.alarms),
         control_id=result.control_id,
     )
+
+
+def channel_devices(measurements: Sequence[Measurement], device: str) -> list[str]:
+    """The device id of each measurement: the monitor's, or monitor + channel on a clash.
+
+    A monitor may send one code on two channels at once (e.g. two SpO2 probes, OBX-4
+    1.3.1 and 1.3.2). Under one device id both would share the (device, metric, time) key and
+    one would be dropped as a duplicate, so clashing measurements get ``<device>.<channel>``.
+    Measurements without a clash keep the plain device id (OBX-4 is present on nearly every
+    IHE PCD-01 row; appending it always would split one monitor into dozens of devices).
+    """
+    seen: dict[tuple[str, object], int] = {}
+    for m in measurements:
+        seen[(m.metric, m.time)] = seen.get((m.metric, m.time), 0) + 1
+    out: list[str] = []
+    for m in measurements:
+        channel = m.extra.get("channel")
+        if seen[(m.metric, m.time)] > 1 and isinstance(channel, str) and channel:
+            safe = re.sub(r"[^A-Za-z0-9_.:-]", "_", channel)
+            out.append(f"{device}.{safe}"[:128])
+        else:
+            out.append(device)
+    return out
 
 
 # -- shell ---------------------------------------------------------------------------------------

@@ -186,3 +186,22 @@ def test_every_fixture_gets_an_ack(name: str) -> None:
         outcome = handle_message(message, PatientMap([], "s-x"), now=NOW, ack_control_id="Z")
         assert outcome.ack.startswith("MSH")
         assert outcome.code in ("AA", "AE", "AR")
+
+
+def test_two_channels_of_one_code_get_distinct_devices_so_neither_is_dropped() -> None:
+    """Comen NC monitor with two SpO2 probes (OBX-4 1.3.1 / 1.3.2), fixture SOURCE.md."""
+    from pathlib import Path
+
+    from edge_agent.hl7_listener import channel_devices
+    from firmware_bridge.hl7 import decode_oru, split_messages
+
+    raw = Path(__file__).parents[2] / "fixtures" / "hl7" / "comen_nc_monitor_two_spo2.hl7"
+    message = split_messages(raw.read_bytes())[0]
+    result = decode_oru(message)
+    devices = channel_devices(result.measurements, "monitor-7")
+    keys = {(d, m.metric, m.time) for d, m in zip(devices, result.measurements, strict=True)}
+    assert len(keys) == len(result.measurements)
+    spo2 = [d for d, m in zip(devices, result.measurements, strict=True) if m.metric == "spo2"]
+    assert len(spo2) == 2 and len(set(spo2)) == 2
+    others = [d for d, m in zip(devices, result.measurements, strict=True) if m.metric != "spo2"]
+    assert set(others) <= {"monitor-7"}
