@@ -7,6 +7,7 @@ import typer
 import vitalstream.commands.decode_hl7  # noqa: F401 - registers `decode hl7` on decode_app
 from vitalstream import __version__
 from vitalstream.commands.audit import audit_app
+from vitalstream.commands.backtest import backtest_command
 from vitalstream.commands.bench import bench_app
 from vitalstream.commands.chaos import chaos_command
 from vitalstream.commands.decode import decode_app
@@ -49,6 +50,7 @@ def _root(
 
 app.command("demo")(demo_command)
 app.command("chaos")(chaos_command)
+app.command("backtest")(backtest_command)
 app.add_typer(decode_app, name="decode")
 app.add_typer(rhythm_app, name="rhythm")
 app.add_typer(ingest_app, name="ingest")

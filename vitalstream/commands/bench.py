@@ -9,6 +9,7 @@ import typer
 from vitalstream.bench_ingest import run_bench_ingest
 from vitalstream.commands.bench_decode import bench_decode_command
 from vitalstream.commands.bench_edge import bench_edge_command
+from vitalstream.commands.bench_rules import bench_rules_command
 from vitalstream.output import EXIT_FAILURE, configure_logging, console, emit_json
 from vitalstream.services import ServiceError
 from vitalstream.settings import CliSettings
@@ -20,6 +21,7 @@ bench_app = typer.Typer(
 )
 bench_app.command("decode")(bench_decode_command)
 bench_app.command("edge")(bench_edge_command)
+bench_app.command("rules")(bench_rules_command)
 
 
 @bench_app.command("ingest")

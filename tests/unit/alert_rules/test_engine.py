@@ -94,7 +94,7 @@ def test_bp_crisis_and_level2_hypoglycaemia_alert_on_one_reading() -> None:
 
 @given(st.lists(st.one_of(st.none(), st.floats(40, 100)), max_size=40))
 def test_no_value_readings_never_alert(values: list[float | None]) -> None:
-    only_missing = [None for _ in values]
+    only_missing: list[float | None] = [None for _ in values]
     alerts, _ = evaluate(spo2(only_missing), EMPTY_STATE, T0)
     assert alerts == []
 
