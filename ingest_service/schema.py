@@ -116,6 +116,39 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
 """,
     ),
+    (
+        3,
+        "rule state, per-subject rule settings, alert clearance",
+        """
+-- The rules engine's memory per subject (streaks, open alerts, windows), checkpointed.
+CREATE TABLE rule_state (
+    subject     text         PRIMARY KEY,
+    state       jsonb        NOT NULL,
+    updated_at  timestamptz  NOT NULL
+);
+-- A doctor's per-patient rule settings (packs, targets, disabled rules) and why.
+CREATE TABLE subject_rules (
+    subject         text         PRIMARY KEY,
+    packs           text[],
+    parameters      jsonb        NOT NULL DEFAULT '{}',
+    disabled_rules  text[]       NOT NULL DEFAULT '{}',
+    updated_at      timestamptz  NOT NULL DEFAULT now(),
+    updated_by      text         NOT NULL,
+    reason          text         NOT NULL
+);
+ALTER TABLE alerts ADD COLUMN condition_cleared_at timestamptz,
+    ADD COLUMN occurrences integer NOT NULL DEFAULT 1,
+    ADD COLUMN last_seen_at timestamptz;
+-- One open alert per subject and rule, whatever happens to the engine's memory. Alerts
+-- written before this migration could have several open episodes: the newest stays open.
+UPDATE alerts a SET state = 'resolved'
+WHERE state IN ('active', 'acknowledged') AND EXISTS (
+    SELECT 1 FROM alerts b WHERE b.subject = a.subject AND b.rule = a.rule
+    AND b.state IN ('active', 'acknowledged') AND b.id > a.id);
+CREATE UNIQUE INDEX alerts_one_open ON alerts (subject, rule)
+    WHERE state IN ('active', 'acknowledged');
+""",
+    ),
 )
 
 _READINGS_COLUMNS = """

@@ -28,8 +28,9 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from psycopg.errors import TransactionRollback
 
-from alert_rules import EMPTY_STATE, EngineState, evaluate
+from alert_rules import EngineOutput
 from ingest_service import partitions
+from ingest_service.rules_runner import RuleRunner
 from ingest_service.schema import DatabaseKind, migrate
 from ingest_service.settings import IngestSettings
 from ingest_service.storage import (
@@ -37,11 +38,9 @@ from ingest_service.storage import (
     ReadingWriter,
     dead_letter_message,
     upsert_gateway_status,
-    write_alerts,
 )
 from ingest_service.validate import AcceptedBatch, validate_message
 from vitals import (
-    Alert,
     BatchAck,
     GatewayStatus,
     PayloadError,
@@ -90,7 +89,8 @@ class IngestService:
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._rule_state: EngineState = EMPTY_STATE
+        self._rules = RuleRunner()
+        self._next_tick = 0.0
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._ready = threading.Event()
         # Bumped on every (re)connect: a message id is only meaningful in the connection that
@@ -119,6 +119,11 @@ class IngestService:
 
     def __exit__(self, *exc: object) -> None:
         self._closing = True
+        if self._conn is not None and not self._conn.closed:
+            try:
+                self._rules.checkpoint(self._conn, now_utc())
+            except psycopg.Error as error:
+                log.warning("could not checkpoint rule state at shutdown (%s)", error)
         self._client.disconnect()
         self._client.loop_stop()
         if self._conn is not None:
@@ -149,6 +154,7 @@ class IngestService:
             messages = self._collect()
             if messages:
                 self._process_with_retry(messages, stop)
+            self._maintain()
 
     # -- MQTT callbacks (paho's thread) ------------------------------------------------------
     def _on_connect(
@@ -299,12 +305,12 @@ class IngestService:
         writer = self._require_writer()
         with conn.transaction():
             result = writer.write(conn, deliveries, committed_at)
-            alerts, new_state = self._evaluate(result.inserted, committed_at)
-            write_alerts(conn, alerts)
+            judged = self._judge(conn, result.inserted, committed_at)
             for status in statuses:
                 upsert_gateway_status(conn, status)
         # Committed: now (and only now) release the broker's copies and confirm to the edge.
-        self._rule_state = new_state
+        if judged is not None:
+            self._rules.adopt(judged, {r.subject for r in result.inserted})
         for message in messages:
             if message.session == self._session:
                 self._client.ack(message.mid, message.qos)
@@ -313,18 +319,43 @@ class IngestService:
         self.counters.stored += len(result.inserted)
         self.counters.duplicates += result.duplicates
         self.counters.dead_lettered += result.dead_lettered
-        self.counters.alerts += len(alerts)
+        self.counters.alerts += len(judged.alerts) if judged is not None else 0
         self.counters.commits += 1
 
-    def _evaluate(self, inserted: list[Reading], now: datetime) -> tuple[list[Alert], EngineState]:
-        """Run the rules; a failing rule must never stop readings from being stored."""
+    def _judge(
+        self, conn: psycopg.Connection[tuple[object, ...]], inserted: list[Reading], now: datetime
+    ) -> EngineOutput | None:
+        """Run the rules in a savepoint: a failing rule must never stop readings being stored."""
         try:
-            return evaluate(inserted, self._rule_state, now)
+            with conn.transaction():
+                return self._rules.judge(conn, inserted, now)
+        except psycopg.OperationalError:
+            raise
         except Exception:
             log.exception(
                 "the rules engine failed on %d readings; stored without rules", len(inserted)
             )
-            return [], self._rule_state
+            return None
+
+    def _maintain(self) -> None:
+        """Every few seconds: stale-data rules, rule settings, state checkpoint."""
+        if time.monotonic() < self._next_tick or self._conn is None or self._writer is None:
+            return
+        self._next_tick = time.monotonic() + self.settings.rules_tick_s
+        conn = self._conn
+        try:
+            self._rules.refresh_settings(conn)
+            now = now_utc()
+            with conn.transaction():
+                judged = self._judge(conn, [], now)
+            if judged is not None:
+                self._rules.adopt(judged, ())
+                self.counters.alerts += len(judged.alerts)
+            self._rules.checkpoint(conn, now)
+            conn.commit()
+        except psycopg.Error as exc:
+            log.warning("rule maintenance skipped (%s)", exc)
+            conn.rollback()
 
     def _confirm_to_gateways(self, deliveries: list[Delivery]) -> None:
         by_gateway: dict[str, list[str]] = defaultdict(list)
@@ -350,6 +381,8 @@ class IngestService:
         if self.database_kind is None:
             self.database_kind = migrate(self._conn)
             self._writer = ReadingWriter(self.database_kind)
+            self._rules.load(self._conn)
+            self._conn.commit()
             if self.database_kind == "postgresql":
                 with self._conn.transaction():
                     partitions.ensure_ahead(self._conn, now_utc())

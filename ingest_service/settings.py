@@ -22,6 +22,9 @@ class IngestSettings(VitalstreamSettings):
     )
     batch_max_readings: int = Field(5000, ge=1, description="Commit after this many readings.")
     batch_max_wait_s: float = Field(0.05, gt=0, description="... or after this many seconds.")
+    rules_tick_s: float = Field(
+        5.0, gt=0, description="How often stale-data rules run and rule state is checkpointed."
+    )
     shared_group: str | None = Field(
         None,
         description="MQTT shared-subscription group ($share/<group>/...): workers in one group "

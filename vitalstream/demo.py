@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from edge_agent import EdgeAgent
 from edge_agent.simulator import (
@@ -184,6 +185,43 @@ def _patients(run: str, count: int) -> list[SimPatient]:
     return [*homes, ambulance]
 
 
+#: What a family doctor (or the ER) would assign to each simulated condition: packs,
+#: per-patient targets and disabled rules (docs/rules.md). The COPD patient has the 88-92 %
+#: target of BTS 2017. Stale-data rules compare the newest reading with the wall clock; in a
+#: time-warped demo readings are hours "old" when they arrive, so they are off there.
+CONDITION_RULES: dict[str, tuple[tuple[str, ...], dict[str, float], tuple[str, ...]]] = {
+    "hypertension": (("core", "hypertension"), {}, ()),
+    "diabetes": (("core", "diabetes"), {}, ()),
+    "copd": (("core", "copd"), {"spo2_target_low": 88.0, "spo2_target_high": 92.0}, ()),
+    "heart_failure": (("core", "heart_failure"), {}, ()),
+    "elderly": (("core", "elderly"), {}, ("wearable_silent",)),
+    "ambulance": (("core", "emergency"), {}, ()),
+}
+
+
+def _assign_rule_packs(
+    conn: psycopg.Connection[tuple[object, ...]], patients: list[SimPatient]
+) -> None:
+    """Write each simulated patient's rule settings, as their doctor would."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO subject_rules (subject, packs, parameters, disabled_rules, updated_by,"
+            " reason) VALUES (%s, %s, %s, %s, 'vitalstream demo', %s)"
+            " ON CONFLICT (subject) DO NOTHING",
+            [
+                (
+                    p.subject,
+                    list(CONDITION_RULES[p.condition][0]),
+                    Jsonb(CONDITION_RULES[p.condition][1]),
+                    list(CONDITION_RULES[p.condition][2]),
+                    f"simulated {p.condition} patient",
+                )
+                for p in patients
+            ],
+        )
+    conn.commit()
+
+
 def _source(
     readings: Sequence[Reading], options: DemoOptions, speed: float, clock: Callable[[], float]
 ) -> tuple[TimeWarpSource, Callable[[], list[Reading]]]:
@@ -237,8 +275,10 @@ def run_demo(
                 options.broker_url, data_dir=options.data_dir, prefer=options.embedded_broker
             ) as broker,
         ):
+            patients = _patients(run, options.patients)
             with psycopg.connect(db.url) as conn:
                 database_kind = migrate(conn)
+                _assign_rule_packs(conn, patients)
             env = dict(os.environ)
             env |= {
                 "VITALSTREAM_DATABASE_URL": db.url,
@@ -258,7 +298,7 @@ def run_demo(
             )
             chaos.start()
             try:
-                agents = _run_agents(options, run, broker.url, workdir, progress)
+                agents = _run_agents(options, patients, broker.url, workdir, progress)
             finally:
                 done.set()
                 chaos.join(30)
@@ -278,7 +318,11 @@ def run_demo(
 
 
 def _run_agents(
-    options: DemoOptions, run: str, broker_url: str, workdir: Path, progress: Progress | None
+    options: DemoOptions,
+    patients: list[SimPatient],
+    broker_url: str,
+    workdir: Path,
+    progress: Progress | None,
 ) -> list[EdgeAgent]:
     broker = parse_broker_url(broker_url)
     now = now_utc()
@@ -291,7 +335,7 @@ def _run_agents(
 
     agents: list[EdgeAgent] = []
     warps: list[TimeWarpSource] = []
-    for index, patient in enumerate(_patients(run, options.patients)):
+    for index, patient in enumerate(patients):
         if patient.condition == "ambulance":
             readings = simulate_ambulance(
                 patient, now - ambulance_window, now, options.seed + index
