@@ -17,6 +17,8 @@ from vitalstream.commands.enrol import enrol_command
 from vitalstream.commands.ingest import ingest_app
 from vitalstream.commands.pki import pki_app
 from vitalstream.commands.rhythm import rhythm_app
+from vitalstream.commands.serve import serve_command
+from vitalstream.commands.token import token_command
 
 app = typer.Typer(
     name="vitalstream",
@@ -59,6 +61,8 @@ app.add_typer(bench_app, name="bench")
 app.command("enrol")(enrol_command)
 app.add_typer(audit_app, name="audit")
 app.add_typer(pki_app, name="pki")
+app.command("serve")(serve_command)
+app.command("token")(token_command)
 
 
 def main() -> None:

@@ -1,0 +1,145 @@
+"""FastAPI dependencies: the verified principal, a pooled connection, the audit helper.
+
+Authentication is a router-level dependency of every ``/api/v1`` router (see ``app.py``), so
+an endpoint cannot be added without it; a test walks the route table to prove it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ingest_service import audit
+from ingest_service.api.access import may_read_subject
+from ingest_service.api.db import Connection
+from ingest_service.api.settings import ApiSettings
+from ingest_service.api.tokens import Principal, Role, TokenError, decode_token
+
+#: Declares the scheme in OpenAPI (the /docs "Authorize" button); errors are ours (401).
+bearer_scheme = HTTPBearer(auto_error=False, description="A token from `vitalstream token`.")
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="vitalstream"'}
+
+
+def _unauthorised(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers=_CHALLENGE)
+
+
+def api_settings(request: Request) -> ApiSettings:
+    """The settings the app was created with."""
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+def principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """The verified token's principal, or 401 (missing, malformed, forged or expired)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorised("a bearer token is required")
+    key: bytes = request.app.state.signing_key
+    try:
+        who = decode_token(key, credentials.credentials)
+    except TokenError as error:
+        raise _unauthorised(error.detail) from None
+    request.state.principal = who
+    return who
+
+
+def connection(request: Request) -> Iterator[Connection]:
+    """A connection from the pool for the length of the request; 503 when none comes.
+
+    Endpoints open their own ``conn.transaction()`` so that the read and its audit row commit
+    before the response is built; the pool rolls back anything left open on return.
+    """
+    pool: ConnectionPool[Connection] = request.app.state.pool
+    try:
+        with pool.connection() as conn:
+            yield conn
+    except PoolTimeout:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail="database busy or unreachable"
+        ) from None
+    except psycopg.OperationalError:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail="database unreachable"
+        ) from None
+
+
+PrincipalDep = Annotated[Principal, Depends(principal)]
+ConnectionDep = Annotated[Connection, Depends(connection)]
+SettingsDep = Annotated[ApiSettings, Depends(api_settings)]
+
+
+def record(
+    conn: Connection,
+    request: Request,
+    who: Principal,
+    resource: str,
+    detail: Mapping[str, Any],
+    action: str = "read",
+) -> None:
+    """Append one audit row for this request (inside the caller's transaction, if any).
+
+    ``detail`` holds the query as the client sent it plus what was returned (counts), the
+    role, the token id, the client address and the optional ``X-Purpose`` header (issue 10:
+    who, role, subject, what, purpose, when, from where). Only pseudonymous subjects appear.
+    """
+    client = request.client.host if request.client is not None else None
+    purpose = request.headers.get("x-purpose")
+    entry = audit.AuditEntry(
+        time=datetime.now(UTC),
+        actor=who.actor,
+        action=action,
+        resource=resource,
+        detail={
+            "role": who.role,
+            "token": who.token_id,
+            "from": client,
+            "purpose": purpose[:200] if purpose else None,
+            **detail,
+        },
+    )
+    audit.append(conn, entry)
+
+
+def require_role(
+    conn: Connection, request: Request, who: Principal, roles: frozenset[Role], resource: str
+) -> None:
+    """403 (and an audited ``read_denied`` row) when the principal's role is not in ``roles``."""
+    if who.role in roles:
+        return
+    with conn.transaction():
+        record(conn, request, who, resource, {"reason": "role"}, action="read_denied")
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN, detail=f"role {who.role} may not read this resource"
+    )
+
+
+def require_subject(
+    conn: Connection, request: Request, who: Principal, subject: str, resource: str
+) -> None:
+    """403 (and an audited ``read_denied`` row) when ``who`` may not read ``subject``.
+
+    The denial is audited in its own transaction so it stays even though the request fails:
+    a doctor probing other doctors' patients is exactly what the leak rules look for.
+    """
+    if may_read_subject(who, subject):
+        return
+    with conn.transaction():
+        record(
+            conn,
+            request,
+            who,
+            resource,
+            {"subject": subject, "reason": "not permitted"},
+            action="read_denied",
+        )
+    raise HTTPException(status.HTTP_403_FORBIDDEN, detail="not permitted to read this subject")

@@ -1,0 +1,1 @@
+"""One router per resource (FastAPI full-stack template layout)."""

@@ -1,0 +1,99 @@
+"""``/api/v1/alerts``: the rules engine's alerts, filtered by subject and state.
+
+Alerts are patient data: a patient sees their own, a doctor with contracted subjects only
+theirs, and every page is audited. Acknowledge/snooze/escalate (CONTRACTS.md) are writes and
+belong to the alert lifecycle work, not to this read API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from psycopg import sql
+
+from ingest_service.api.access import visible_subjects
+from ingest_service.api.deps import ConnectionDep, PrincipalDep, record, require_subject
+from ingest_service.api.models import AlertOut, AlertPage
+from vitals.models import IDENTIFIER_PATTERN
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+
+@router.get("", response_model=AlertPage, summary="Alerts, newest first")
+def list_alerts(
+    request: Request,
+    who: PrincipalDep,
+    conn: ConnectionDep,
+    subject: Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)] = None,
+    state: Annotated[
+        str | None, Query(max_length=32, description="active, acknowledged, resolved ...")
+    ] = None,
+    since: Annotated[datetime | None, Query(description="Alert time at or after this.")] = None,
+    before: Annotated[int | None, Query(ge=1, description="Page on: ids below this.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AlertPage:
+    """Alerts the caller may see; ``subject`` narrows to one (403 if not theirs)."""
+    resource = f"subject/{subject}/alerts" if subject is not None else "alerts"
+    if subject is not None:
+        require_subject(conn, request, who, subject, resource)
+    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
+    params: dict[str, Any] = {"limit": limit + 1}
+    allowed = visible_subjects(who)
+    if subject is not None:
+        conditions.append(sql.SQL("subject = %(subject)s"))
+        params["subject"] = subject
+    elif allowed is not None:
+        conditions.append(sql.SQL("subject = ANY(%(allowed)s)"))
+        params["allowed"] = list(allowed)
+    if state is not None:
+        conditions.append(sql.SQL("state = %(state)s"))
+        params["state"] = state
+    if since is not None:
+        conditions.append(sql.SQL("time >= %(since)s"))
+        params["since"] = since
+    if before is not None:
+        conditions.append(sql.SQL("id < %(before)s"))
+        params["before"] = before
+    query = sql.SQL(
+        "SELECT id, subject, rule, severity, time, message, metric, value, state, created_at"
+        " FROM alerts WHERE {} ORDER BY id DESC LIMIT %(limit)s"
+    ).format(sql.SQL(" AND ").join(conditions))
+    with conn.transaction():
+        rows = conn.execute(query, params).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        record(
+            conn,
+            request,
+            who,
+            resource,
+            {
+                "subject": subject,
+                "query": {
+                    "state": state,
+                    "since": since.isoformat() if since else None,
+                    "before": before,
+                    "limit": limit,
+                },
+                "subjects": sorted({str(r[1]) for r in rows}),
+                "returned": len(rows),
+            },
+        )
+    alerts = [
+        AlertOut(
+            id=r[0],
+            subject=r[1],
+            rule=r[2],
+            severity=r[3],
+            time=r[4],
+            message=r[5],
+            metric=r[6],
+            value=r[7],
+            state=r[8],
+            created_at=r[9],
+        )
+        for r in rows
+    ]
+    return AlertPage(alerts=alerts, next_before=alerts[-1].id if more else None)
