@@ -16,7 +16,7 @@ absent), for a deliberate experiment.
 Script use::
 
     python tests/unit/alert_rules/mimic_numerics.py \
-        /work/shared/data/mimic2wdb_numerics/s00001-2896-10-10-00-31n > s00001.csv
+        ../shared/data/mimic2wdb_numerics/s00001-2896-10-10-00-31n > s00001.csv  (PYTHONPATH=tests)
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-MIMIC_DIR = Path("/work/shared/data/mimic2wdb_numerics")
+from shared_data import MIMIC_DIR
+
 RECORD = "s00001-2896-10-10-00-31n"
 
 CHANNELS = {

@@ -6,9 +6,9 @@ read (no signal), which keeps the evaluation cheap.
 
 Script use, writing the beats CSV that ``vitalstream rhythm af --beats`` reads::
 
-    cd tests/unit/alert_rules
-    python mitdb_beats.py /work/shared/data/mitdb_af_and_nsr/201 > 201.csv
-    python mitdb_beats.py --evaluate /work/shared/data/mitdb_af_and_nsr
+    export PYTHONPATH=tests        # from the repository root
+    python tests/unit/alert_rules/mitdb_beats.py ../shared/data/mitdb_af_and_nsr/201 > 201.csv
+    python tests/unit/alert_rules/mitdb_beats.py --evaluate ../shared/data/mitdb_af_and_nsr
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from typing import Any, TextIO
 
 import numpy as np
 from numpy.typing import NDArray
+from shared_data import MITDB_DIR as _SHARED_MITDB_DIR
 
 from alert_rules.af import AfEpisode, detect_af
 
-MITDB_DIR = Path("/work/shared/data/mitdb_af_and_nsr")
+MITDB_DIR = _SHARED_MITDB_DIR
 RECORDS = ("100", "201", "202", "203", "210", "219", "221", "222")
 
 #: Annotation codes that mark a QRS complex (PhysioNet "Table of beat annotations"); the rest

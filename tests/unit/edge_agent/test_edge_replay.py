@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
+from shared_data import MIMIC_DIR
 
 from edge_agent.replay import (
     OFFSET_FLAG,
@@ -21,7 +21,7 @@ from edge_agent.replay import (
     unmapped_signals,
 )
 
-RECORD = Path("/work/shared/data/mimic2wdb_numerics/s00001-2896-10-10-00-31n.hea")
+RECORD = MIMIC_DIR / "s00001-2896-10-10-00-31n.hea"
 START = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 needs_record = pytest.mark.skipif(not RECORD.is_file(), reason="shared MIMIC record absent")
