@@ -14,6 +14,7 @@ from vitalstream.commands.decode import decode_app
 from vitalstream.commands.demo import demo_command
 from vitalstream.commands.edge import edge_app
 from vitalstream.commands.enrol import enrol_command
+from vitalstream.commands.handoff import handoff_app
 from vitalstream.commands.ingest import ingest_app
 from vitalstream.commands.pki import pki_app
 from vitalstream.commands.rhythm import rhythm_app
@@ -61,6 +62,7 @@ app.add_typer(bench_app, name="bench")
 app.command("enrol")(enrol_command)
 app.add_typer(audit_app, name="audit")
 app.add_typer(pki_app, name="pki")
+app.add_typer(handoff_app, name="handoff")
 app.command("serve")(serve_command)
 app.command("token")(token_command)
 
