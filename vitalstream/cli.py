@@ -10,6 +10,7 @@ from vitalstream.commands.audit import audit_app
 from vitalstream.commands.backtest import backtest_command
 from vitalstream.commands.bench import bench_app
 from vitalstream.commands.chaos import chaos_command
+from vitalstream.commands.deadletters import deadletters_app
 from vitalstream.commands.decode import decode_app
 from vitalstream.commands.demo import demo_command
 from vitalstream.commands.edge import edge_app
@@ -57,6 +58,7 @@ app.command("backtest")(backtest_command)
 app.add_typer(decode_app, name="decode")
 app.add_typer(rhythm_app, name="rhythm")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(edge_app, name="edge")
 app.add_typer(bench_app, name="bench")
 app.command("enrol")(enrol_command)
