@@ -34,40 +34,12 @@ from psycopg import sql
 
 from ingest_service import migrate
 from ingest_service.partitions import create, week_start
+from ingest_service.storage import COPY_DIRECT, COPY_TYPES, reading_row
 from vitals import Batch, Reading, encode, gateway_topic, parse_broker_url
 from vitals.broker import forget_session
 from vitalstream import services
 
 log = logging.getLogger("vitalstream.bench")
-
-_COLUMNS = (
-    "time",
-    "subject",
-    "device",
-    "metric",
-    "value",
-    "unit",
-    "seq",
-    "source",
-    "quality",
-    "gateway",
-    "batch_id",
-    "received_at",
-)
-_TYPES = (
-    "timestamptz",
-    "text",
-    "text",
-    "text",
-    "float8",
-    "text",
-    "int8",
-    "text",
-    "text[]",
-    "text",
-    "text",
-    "timestamptz",
-)
 
 Progress = Callable[[str], None]
 
@@ -90,8 +62,10 @@ def synthetic_readings(count: int, start: datetime, devices: int = 200) -> list[
 
 
 def _ceiling(url: str, readings: list[Reading]) -> float:
-    """Readings per second of one binary COPY straight into ``readings``."""
+    """Readings per second of one binary COPY straight into ``readings``: the same rows the
+    ingest writer builds (``reading_row``), without MQTT, validation or deduplication."""
     now = datetime.now(UTC)
+    rows = [reading_row(r, "bench", "ceiling", now) for r in readings]
     with psycopg.connect(url) as conn:
         with conn.transaction():
             create(conn, {week_start(r.time) for r in readings})
@@ -99,26 +73,11 @@ def _ceiling(url: str, readings: list[Reading]) -> float:
         with (
             conn.transaction(),
             conn.cursor() as cur,
-            cur.copy(f"COPY readings ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy,
+            cur.copy(COPY_DIRECT) as copy,
         ):
-            copy.set_types(list(_TYPES))
-            for r in readings:
-                copy.write_row(
-                    (
-                        r.time,
-                        r.subject,
-                        r.device,
-                        r.metric,
-                        r.value,
-                        r.unit,
-                        r.seq,
-                        r.source,
-                        [],
-                        "bench",
-                        "ceiling",
-                        now,
-                    )
-                )
+            copy.set_types(list(COPY_TYPES))
+            for row in rows:
+                copy.write_row(row)
         elapsed = time.perf_counter() - started
         conn.execute("TRUNCATE readings, readings_5min, readings_1h")
         conn.commit()

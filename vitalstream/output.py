@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vitals import VitalsError
 
@@ -46,3 +49,27 @@ def configure_logging(level: str = "INFO") -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+@contextmanager
+def pipeline_progress(label: str) -> Iterator[Callable[[float, int, int], None]]:
+    """A progress bar on stderr for a pipeline run; yields ``update(fraction, accepted,
+    confirmed)`` (readings accepted at the edge and confirmed by ingest)."""
+    with Progress(
+        TextColumn(f"[bold]{label}[/bold]"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting services", total=1.0)
+
+        def update(fraction: float, accepted: int, confirmed: int) -> None:
+            bar.update(
+                task,
+                completed=fraction,
+                description=f"{accepted} accepted at the edge, {confirmed} confirmed",
+            )
+
+        yield update

@@ -44,3 +44,9 @@ class CliSettings(VitalstreamSettings):
         default_factory=_default_data_dir,
         description="Where embedded services and demo outboxes keep their files.",
     )
+
+
+def cli_settings(**options: object) -> CliSettings:
+    """Settings with the command line's options on top; an option left at None is not set."""
+    given = {key: value for key, value in options.items() if value is not None}
+    return CliSettings(**given)  # type: ignore[arg-type]

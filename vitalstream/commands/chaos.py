@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vitals import VitalsError
 from vitalstream.chaos import run_chaos
 from vitalstream.demo import DemoOptions
-from vitalstream.output import EXIT_FAILURE, configure_logging, console, emit_json
+from vitalstream.output import (
+    EXIT_FAILURE,
+    configure_logging,
+    console,
+    emit_json,
+    pipeline_progress,
+)
 from vitalstream.services import ServiceError
 from vitalstream.settings import CliSettings
 
@@ -60,23 +65,7 @@ def chaos_command(
         data_dir=settings.data_dir,
         embedded_broker=settings.embedded_broker,
     )
-    with Progress(
-        TextColumn("[bold]chaos[/bold]"),
-        BarColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting services", total=1.0)
-
-        def progress(fraction: float, accepted: int, confirmed: int) -> None:
-            bar.update(
-                task,
-                completed=fraction,
-                description=f"{accepted} accepted at the edge, {confirmed} confirmed",
-            )
-
+    with pipeline_progress("chaos") as progress:
         try:
             summary = run_chaos(options, broker_kills, ingest_kills, progress)
         except (ServiceError, VitalsError) as exc:

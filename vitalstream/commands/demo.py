@@ -5,14 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from vitals import VitalsError
 from vitalstream.demo import DemoOptions, run_demo
-from vitalstream.output import EXIT_FAILURE, configure_logging, console, emit_json
+from vitalstream.output import (
+    EXIT_FAILURE,
+    configure_logging,
+    console,
+    emit_json,
+    pipeline_progress,
+)
 from vitalstream.services import ServiceError
-from vitalstream.settings import CliSettings
+from vitalstream.settings import cli_settings
 
 
 def demo_command(
@@ -60,12 +65,7 @@ def demo_command(
     while it runs: the summary still says ``lost: 0``.
     """
     configure_logging("WARNING")
-    overrides = {
-        k: v
-        for k, v in {"database_url": database_url, "broker_url": broker_url}.items()
-        if v is not None
-    }
-    settings = CliSettings(**overrides)  # type: ignore[arg-type]
+    settings = cli_settings(database_url=database_url, broker_url=broker_url)
     options = DemoOptions(
         duration_s=duration,
         patients=patients,
@@ -75,23 +75,7 @@ def demo_command(
         data_dir=settings.data_dir,
         embedded_broker=settings.embedded_broker,
     )
-    with Progress(
-        TextColumn("[bold]demo[/bold]"),
-        BarColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting services", total=1.0)
-
-        def progress(fraction: float, accepted: int, confirmed: int) -> None:
-            bar.update(
-                task,
-                completed=fraction,
-                description=f"{accepted} accepted at the edge, {confirmed} confirmed",
-            )
-
+    with pipeline_progress("demo") as progress:
         try:
             summary = run_demo(options, progress)
         except (ServiceError, VitalsError) as exc:

@@ -13,7 +13,7 @@ from vitals import VitalsError
 from vitalstream.handoff_demo import HandoffDemoError, HandoffDemoOptions, run_handoff_demo
 from vitalstream.output import EXIT_FAILURE, configure_logging, console, emit_json
 from vitalstream.services import ServiceError
-from vitalstream.settings import CliSettings
+from vitalstream.settings import cli_settings
 
 handoff_app = typer.Typer(
     help="Pre-hospital handoff: ambulance incident -> pathway pre-alert -> FHIR Bundle to the ER.",
@@ -68,12 +68,7 @@ def demo_command(
     Try: ``vitalstream handoff demo --pathway stemi --out /tmp/handoff --json``.
     """
     configure_logging("WARNING")
-    overrides = {
-        k: v
-        for k, v in {"database_url": database_url, "broker_url": broker_url}.items()
-        if v is not None
-    }
-    settings = CliSettings(**overrides)  # type: ignore[arg-type]
+    settings = cli_settings(database_url=database_url, broker_url=broker_url)
     options = HandoffDemoOptions(
         pathway=pathway.value,
         out_dir=out,
