@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 from pydantic import Field
 
 from vitals import VitalsError
-from vitals.settings import VitalstreamSettings
+from vitals.settings import VitalstreamSettings, default_data_dir
 
 Algorithm = Literal["hmac-sm3", "hmac-sha256"]
 ALGORITHMS: tuple[Algorithm, ...] = get_args(Algorithm)
@@ -223,18 +223,6 @@ def is_temporary_subject(subject: str) -> bool:
 
 
 # --------------------------------------------------------------------------- key storage
-
-
-def default_data_dir() -> Path:
-    """``/var/lib/vitalstream`` for root, else ``$XDG_DATA_HOME/vitalstream``.
-
-    The same rule as the CLI's ``data_dir`` (vitalstream.settings), repeated here because
-    ingest_service may not import vitalstream; ``VITALSTREAM_DATA_DIR`` overrides both.
-    """
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        return Path("/var/lib/vitalstream")
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "vitalstream"
 
 
 class EnrolmentSettings(VitalstreamSettings):

@@ -50,3 +50,16 @@ class VitalstreamSettings(BaseSettings):
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+
+def default_data_dir() -> Path:
+    """Where vitalstream keeps its files unless ``VITALSTREAM_DATA_DIR`` says otherwise.
+
+    ``/var/lib/vitalstream`` for root: as root the embedded PostgreSQL runs as an unprivileged
+    user that must be able to enter every folder above its data directory, which /root (mode
+    0700) does not allow. Anyone else: ``$XDG_DATA_HOME/vitalstream``.
+    """
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/vitalstream")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "vitalstream"

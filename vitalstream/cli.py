@@ -10,6 +10,7 @@ from vitalstream.commands.audit import audit_app
 from vitalstream.commands.backtest import backtest_command
 from vitalstream.commands.bench import bench_app
 from vitalstream.commands.chaos import chaos_command
+from vitalstream.commands.config import config_command
 from vitalstream.commands.deadletters import deadletters_app
 from vitalstream.commands.decode import decode_app
 from vitalstream.commands.demo import demo_command
@@ -67,6 +68,7 @@ app.add_typer(pki_app, name="pki")
 app.add_typer(handoff_app, name="handoff")
 app.command("serve")(serve_command)
 app.command("token")(token_command)
+app.command("config")(config_command)
 
 
 def main() -> None:

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from vitals.settings import VitalstreamSettings
-
-
-def _default_data_dir() -> Path:
-    """XDG data dir for a user; /var/lib/vitalstream for root.
-
-    As root, the embedded PostgreSQL runs as an unprivileged user that must be able to enter
-    every folder above its data directory, which /root (mode 0700) does not allow.
-    """
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        return Path("/var/lib/vitalstream")
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "vitalstream"
+from vitals.settings import VitalstreamSettings, default_data_dir
 
 
 class CliSettings(VitalstreamSettings):
@@ -41,7 +28,7 @@ class CliSettings(VitalstreamSettings):
         "the pure-Python amqtt.",
     )
     data_dir: Path = Field(
-        default_factory=_default_data_dir,
+        default_factory=default_data_dir,
         description="Where embedded services and demo outboxes keep their files.",
     )
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from ingest_service.identity import default_data_dir
-from vitals.settings import VitalstreamSettings
+from vitals.settings import VitalstreamSettings, default_data_dir
 
 #: Edge agents publish a retained status every 5 s (edge_agent.agent.status_interval_s).
 DEFAULT_GATEWAY_CADENCE_S = 5.0

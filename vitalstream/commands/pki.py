@@ -14,7 +14,6 @@ from typing import Annotated
 import typer
 from pydantic import Field
 
-from ingest_service.identity import default_data_dir
 from ingest_service.pki import (
     CA_DAYS,
     GATEWAY_DAYS,
@@ -30,7 +29,7 @@ from ingest_service.pki import (
     write_public,
     write_secret,
 )
-from vitals.settings import VitalstreamSettings
+from vitals.settings import VitalstreamSettings, default_data_dir
 from vitalstream.output import console, emit_json, reject
 
 pki_app = typer.Typer(
