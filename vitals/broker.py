@@ -3,37 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote, urlsplit
 
 from vitals.errors import VitalsError
 
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
-    """Where the MQTT broker listens."""
+    """Where the MQTT broker listens, and the (optional) user name and password for it."""
 
     host: str
     port: int
     tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        """The address back as a URL."""
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+        """The address back as a URL (never with the password)."""
+        user = f"{quote(self.username)}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
-    """Parse ``mqtt://host[:port]`` (default 1883) or ``mqtts://host[:port]`` (default 8883)."""
+    """Parse ``mqtt[s]://[user[:password]@]host[:port]`` (ports 1883 / 8883 by default)."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise VitalsError(
-            f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port "
+            f"broker URL {url!r} is not mqtt://[user:password@]host[:port] or mqtts://... "
             "(set VITALSTREAM_BROKER_URL)",
             kind="bad_setting",
         )
     tls = parts.scheme == "mqtts"
-    return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+    return BrokerAddress(
+        host=parts.hostname,
+        port=parts.port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
 
 
 def forget_session(broker: BrokerAddress, client_id: str, *, retained: Sequence[str] = ()) -> None:

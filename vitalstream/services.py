@@ -39,13 +39,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from vitals import BrokerAddress, VitalsError, parse_broker_url
 
 _log = logging.getLogger("vitalstream.services")
 
@@ -694,30 +696,11 @@ def database(
 # --------------------------------------------------------------------------- MQTT
 
 
-@dataclass(frozen=True)
-class _MqttTarget:
-    host: str
-    port: int
-    tls: bool
-    username: str | None
-    password: str | None
-
-
-def _parse_mqtt_url(url: str) -> _MqttTarget:
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ServiceError(
-            f"broker URL {url!r} is not mqtt://[user:password@]host[:port] or mqtts://...: "
-            f"fix {BROKER_ENV}."
-        )
-    tls = parts.scheme == "mqtts"
-    return _MqttTarget(
-        host=parts.hostname,
-        port=parts.port or (8883 if tls else 1883),
-        tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
+def _parse_mqtt_url(url: str) -> BrokerAddress:
+    try:
+        return parse_broker_url(url)
+    except VitalsError as error:
+        raise ServiceError(f"{error.detail}: fix {BROKER_ENV}.") from None
 
 
 @dataclass(frozen=True)
@@ -728,7 +711,7 @@ class _Probe:
 
 
 def _probe_mqtt(
-    target: _MqttTarget, timeout_s: float = PROBE_TIMEOUT_S, *, read_version: bool = True
+    target: BrokerAddress, timeout_s: float = PROBE_TIMEOUT_S, *, read_version: bool = True
 ) -> _Probe:
     """CONNECT like a real client; read ``$SYS/broker/version`` if the broker publishes it.
 
@@ -874,7 +857,7 @@ class BrokerProcess:
                 cwd=self.workdir,
                 start_new_session=True,  # see EmbeddedPostgres._spawn
             )
-        target = _MqttTarget(self.host, self.port, tls=False, username=None, password=None)
+        target = BrokerAddress(self.host, self.port)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._child.poll() is not None:

@@ -206,3 +206,9 @@ def test_a_no_value_reading_survives_the_wire() -> None:
         readings=(reading(value=None, no_value="sensor_off"),),
     )
     assert decode(encode(batch), Batch) == batch
+
+
+def test_broker_urls_carry_credentials_but_never_print_the_password() -> None:
+    address = parse_broker_url("mqtts://gw%2D7:s3cret@broker.example")
+    assert (address.username, address.password, address.port) == ("gw-7", "s3cret", 8883)
+    assert "s3cret" not in address.url and "s3cret" not in repr(address)
