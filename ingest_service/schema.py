@@ -149,6 +149,100 @@ CREATE UNIQUE INDEX alerts_one_open ON alerts (subject, rule)
     WHERE state IN ('active', 'acknowledged');
 """,
     ),
+    (
+        4,
+        "master patient index, subject merges, health cards (issue 10)",
+        """
+-- One row per resident known to enrolment: the canonical subject (their first pseudonym) and
+-- the key version it was made with. Never the clear ID (ingest_service.mpi).
+CREATE TABLE subjects_mpi (
+    subject      text         PRIMARY KEY,
+    key_version  integer      NOT NULL CHECK (key_version >= 1),
+    created_at   timestamptz  NOT NULL DEFAULT now()
+);
+-- Every pseudonym of a resident, one per key version, so old ones resolve after rotation.
+CREATE TABLE subject_pseudonyms (
+    pseudonym    text         PRIMARY KEY,
+    key_version  integer      NOT NULL CHECK (key_version >= 1),
+    subject      text         NOT NULL REFERENCES subjects_mpi (subject),
+    created_at   timestamptz  NOT NULL DEFAULT now(),
+    UNIQUE (subject, key_version)
+);
+-- A temporary (ambulance) subject merged into the real one; one merge per temporary subject.
+CREATE TABLE subject_merges (
+    temporary       text         PRIMARY KEY,
+    subject         text         NOT NULL,
+    merged_at       timestamptz  NOT NULL,
+    actor           text         NOT NULL,
+    reason          text         NOT NULL,
+    readings        bigint       NOT NULL,
+    alerts          bigint       NOT NULL,
+    alerts_closed   bigint       NOT NULL,
+    audit_id        bigint       NOT NULL,
+    CHECK (temporary <> subject)
+);
+CREATE INDEX subject_merges_subject ON subject_merges (subject);
+-- Electronic health cards: the token carries only a random card id (ingest_service.health_card).
+CREATE TABLE health_cards (
+    card_id      text         PRIMARY KEY,
+    subject      text         NOT NULL,
+    issued_at    timestamptz  NOT NULL,
+    expires_at   timestamptz  NOT NULL,
+    issued_by    text         NOT NULL,
+    revoked_at   timestamptz,
+    CHECK (expires_at > issued_at)
+);
+CREATE INDEX health_cards_subject ON health_cards (subject);
+""",
+    ),
+    (
+        5,
+        "notifications: one row per alert notice and channel (ingest_service.notifier)",
+        """
+-- What the notifier did with each notice on each channel: sent, failed after all retries, or
+-- suppressed (quiet hours). The channel is the apprise URL with its secrets masked.
+CREATE TABLE notifications (
+    id            bigserial    PRIMARY KEY,
+    submitted_at  timestamptz  NOT NULL,
+    finished_at   timestamptz  NOT NULL,
+    subject       text         NOT NULL,
+    rule          text         NOT NULL,
+    severity      text         NOT NULL,
+    alert_time    timestamptz  NOT NULL,
+    reason        text         NOT NULL,
+    contact       text,
+    channel       text         NOT NULL,
+    status        text         NOT NULL CHECK (status IN ('sent', 'failed', 'suppressed')),
+    attempts      integer      NOT NULL CHECK (attempts >= 0),
+    detail        text         NOT NULL DEFAULT ''
+);
+CREATE INDEX notifications_subject_rule ON notifications (subject, rule, alert_time);
+CREATE INDEX notifications_failed ON notifications (submitted_at) WHERE status = 'failed';
+""",
+    ),
+    (
+        6,
+        "edge events: alarms the gateways raised locally (edge_agent.alarms)",
+        """
+-- One row per event a gateway sent on .../events (a LocalAlarm today). The gateway makes the
+-- event id once and keeps it through re-sends, so (gateway, event_id) stores it once.
+CREATE TABLE edge_events (
+    gateway      text         NOT NULL,
+    event_id     text         NOT NULL,
+    kind         text         NOT NULL,
+    subject      text         NOT NULL,
+    rule         text,
+    severity     text,
+    time         timestamptz  NOT NULL,
+    raised_at    timestamptz  NOT NULL,
+    received_at  timestamptz  NOT NULL,
+    batch_id     text         NOT NULL,
+    payload      jsonb        NOT NULL,
+    PRIMARY KEY (gateway, event_id)
+);
+CREATE INDEX edge_events_subject_time ON edge_events (subject, time);
+""",
+    ),
 )
 
 _READINGS_COLUMNS = """

@@ -9,6 +9,7 @@ from vitalstream import __version__
 from vitalstream.commands.audit import audit_app
 from vitalstream.commands.backtest import backtest_command
 from vitalstream.commands.bench import bench_app
+from vitalstream.commands.card import card_app
 from vitalstream.commands.chaos import chaos_command
 from vitalstream.commands.config import config_command
 from vitalstream.commands.deadletters import deadletters_app
@@ -20,7 +21,9 @@ from vitalstream.commands.handoff import handoff_app
 from vitalstream.commands.ingest import ingest_app
 from vitalstream.commands.pki import pki_app
 from vitalstream.commands.rhythm import rhythm_app
+from vitalstream.commands.security import security_app
 from vitalstream.commands.serve import serve_command
+from vitalstream.commands.subject import subject_app
 from vitalstream.commands.token import token_command
 
 app = typer.Typer(
@@ -69,6 +72,9 @@ app.add_typer(handoff_app, name="handoff")
 app.command("serve")(serve_command)
 app.command("token")(token_command)
 app.command("config")(config_command)
+app.add_typer(subject_app, name="subject")
+app.add_typer(card_app, name="card")
+app.add_typer(security_app, name="security")
 
 
 def main() -> None:
