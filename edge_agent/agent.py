@@ -4,6 +4,12 @@ One agent = one gateway = one thread that owns the outbox. Each turn of its loop
 readings from its sources into the outbox, applies the ingest service's acks, re-arms
 everything after a reconnect, publishes due rows in batches, and every few seconds refreshes
 its retained status. Retry timing is a pure function (:func:`retry_delay`).
+
+With local alarms on, every accepted reading also goes through the rules engine
+(:mod:`edge_agent.alarms`): alarms go into the outbox's ``alarm`` lane (published on
+``.../events`` before any reading) and to the local notification. A config down-link
+(:mod:`edge_agent.downlink`) re-binds devices to patients, sets the local thresholds and the
+status cadence; it is applied whole or not at all, and acknowledged on the status.
 """
 
 from __future__ import annotations
@@ -16,9 +22,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_agent.link import GatewayLink
-from edge_agent.outbox import Outbox
-from vitals import Batch, BrokerAddress, GatewayStatus, Reading, encode, now_utc
+from edge_agent.alarms import LocalAlarms, LocalAlarmSettings, local_ruleset
+from edge_agent.downlink import (
+    ConfigRefusedError,
+    check_version,
+    load_saved_config,
+    parse_downlink,
+    save_config,
+    saved_config_path,
+)
+from edge_agent.link import GatewayLink, LinkBackoff, LinkTls
+from edge_agent.outbox import Outbox, OutboxRow
+from vitals import (
+    Batch,
+    BrokerAddress,
+    EventBatch,
+    GatewayConfig,
+    GatewayStatus,
+    LocalAlarm,
+    Reading,
+    VitalsError,
+    encode,
+    now_utc,
+)
 
 log = logging.getLogger("vitalstream.edge")
 
@@ -49,6 +75,9 @@ class AgentCounters:
     batches_sent: int = 0
     confirmed: int = 0
     resent: int = 0
+    alarms_raised: int = 0
+    configs_applied: int = 0
+    configs_refused: int = 0
     accepted_keys: set[tuple[str, str, str]] = field(default_factory=set)
 
 
@@ -64,6 +93,9 @@ class EdgeAgent:
         prefix: str,
         sources: Sequence[Source] = (),
         settings: AgentSettings | None = None,
+        tls: LinkTls | None = None,
+        backoff: LinkBackoff | None = None,
+        local_alarms: LocalAlarmSettings | None = None,
     ) -> None:
         self.gateway = gateway
         self._outbox_path = outbox_path
@@ -71,7 +103,17 @@ class EdgeAgent:
         self._prefix = prefix
         self._sources = list(sources)
         self._settings = settings or AgentSettings()
+        self._tls = tls
+        self._backoff = backoff
         self.counters = AgentCounters()
+        #: None = no local alarms (library default; `edge run` turns them on by config).
+        self._alarms = LocalAlarms(gateway, local_alarms) if local_alarms else None
+        self._config_path = saved_config_path(outbox_path)
+        self._config: GatewayConfig | None = None
+        self._config_error: str | None = None
+        self._assigned: dict[str, str] = {}
+        self._status_interval_s = self._settings.status_interval_s
+        self._status_now = False
         # batch id -> (outbox row ids, retry time): batches published but not yet confirmed.
         self._unconfirmed: dict[str, tuple[list[int], float]] = {}
         self._stop = threading.Event()
@@ -100,6 +142,11 @@ class EdgeAgent:
         """Readings in the outbox as of the last loop turn."""
         return self._depth
 
+    @property
+    def config_version(self) -> int | None:
+        """The version of the down-link config in force (None: none yet)."""
+        return self._config.version if self._config else None
+
     def run(self) -> None:
         """The agent loop (blocks until :meth:`stop`); a crash is logged, never silent."""
         try:
@@ -111,14 +158,20 @@ class EdgeAgent:
             raise
 
     def _loop(self) -> None:
+        saved = load_saved_config(self._config_path, self.gateway)
+        if saved is not None:
+            self._apply_config(saved, persist=False)
         with (
             Outbox(self._outbox_path) as outbox,
-            GatewayLink(self.gateway, self._broker, self._prefix) as link,
+            GatewayLink(
+                self.gateway, self._broker, self._prefix, tls=self._tls, backoff=self._backoff
+            ) as link,
         ):
             next_status = 0.0
             while not self._stop.is_set():
+                self._take_configs(link)
                 if not self._sources_done.is_set():
-                    self._collect(outbox)
+                    self._collect(outbox, uplink_up=link.connected)
                 self._apply_acks(outbox, link)
                 if link.take_reconnected():
                     self._unconfirmed.clear()
@@ -127,22 +180,94 @@ class EdgeAgent:
                 sent = self._drain(outbox, link) if link.connected else 0
                 self._depth = outbox.depth()
                 now = time.monotonic()
-                if link.connected and now >= next_status:
+                if link.connected and (now >= next_status or self._status_now):
                     self._publish_status(link)
-                    next_status = now + self._settings.status_interval_s
+                    self._status_now = False
+                    next_status = now + self._status_interval_s
                 if not sent:
                     self._stop.wait(self._settings.idle_sleep_s)
 
     # -- steps -------------------------------------------------------------------------------
-    def _collect(self, outbox: Outbox) -> None:
+    def _collect(self, outbox: Outbox, *, uplink_up: bool) -> None:
         for source in self._sources:
             readings = source()
-            if readings:
-                for reading in outbox.put(readings):
-                    self.counters.accepted += 1
-                    self.counters.accepted_keys.add(
-                        (reading.device, reading.metric, reading.time.isoformat())
-                    )
+            if not readings:
+                continue
+            if self._assigned:
+                readings = [self._assign(reading) for reading in readings]
+            accepted = outbox.put(readings)
+            # `depth` before `accepted`: whoever watches both never sees new readings counted
+            # as accepted while `depth` still says the outbox is empty.
+            self._depth = outbox.depth()
+            for reading in accepted:
+                self.counters.accepted += 1
+                self.counters.accepted_keys.add(
+                    (reading.device, reading.metric, reading.time.isoformat())
+                )
+            if self._alarms is not None:
+                # After the readings are durable: an alarm never exists without its reading.
+                alarms = self._alarms.judge(accepted, now_utc(), uplink_up=uplink_up)
+                if alarms:
+                    outbox.put_events(alarms, lane="alarm")
+                    self.counters.alarms_raised += len(alarms)
+                    self._alarms.notify(alarms, uplink_up=uplink_up)
+
+    def _assign(self, reading: Reading) -> Reading:
+        """Put a reading on the patient its device is bound to by the config down-link."""
+        subject = self._assigned.get(reading.device)
+        if subject is None or subject == reading.subject:
+            return reading
+        return reading.model_copy(update={"subject": subject})
+
+    # -- config down-link ---------------------------------------------------------------------
+    def _take_configs(self, link: GatewayLink) -> None:
+        while not link.configs.empty():
+            payload = link.configs.get_nowait()
+            try:
+                config = parse_downlink(payload, self.gateway)
+            except ConfigRefusedError as exc:
+                self._refuse(exc.detail)
+                continue
+            self._apply_config(config, persist=True)
+
+    def _apply_config(self, config: GatewayConfig, *, persist: bool) -> None:
+        """Whole or nothing: everything is built and saved before anything is switched."""
+        try:
+            if not check_version(config, self._config):
+                return  # the config in force, seen again (retained copy after a reconnect)
+            rules = (
+                local_ruleset(self._alarms.settings.packs, config.thresholds)
+                if self._alarms is not None
+                else None
+            )
+            assigned = {binding.device: binding.subject for binding in config.devices}
+            if persist:
+                save_config(self._config_path, config)
+        except ConfigRefusedError as exc:
+            self._refuse(exc.detail)
+            return
+        except (VitalsError, ValueError) as exc:
+            self._refuse(f"config version {config.version}: {exc}")
+            return
+        except OSError as exc:
+            self._refuse(f"config version {config.version} could not be saved: {exc}")
+            return
+        # The switch: plain assignments in the agent's thread, between two loop turns.
+        if self._alarms is not None and rules is not None:
+            self._alarms.set_rules(rules)
+        self._assigned = assigned
+        self._status_interval_s = config.cadence_s or self._settings.status_interval_s
+        self._config = config
+        self._config_error = None
+        self._status_now = True
+        self.counters.configs_applied += 1
+        log.info("gateway %s: config version %d in force", self.gateway, config.version)
+
+    def _refuse(self, reason: str) -> None:
+        log.error("gateway %s refused a config down-link: %s", self.gateway, reason)
+        self._config_error = reason
+        self._status_now = True
+        self.counters.configs_refused += 1
 
     def _apply_acks(self, outbox: Outbox, link: GatewayLink) -> None:
         while not link.acks.empty():
@@ -164,23 +289,35 @@ class EdgeAgent:
         # Rows already in an unconfirmed batch have a future retry time, so `due` skips them.
         rows = outbox.due(now, room * self._settings.batch_size)
         sent = 0
-        size = self._settings.batch_size
-        for start in range(0, len(rows), size):
-            chunk = rows[start : start + size]
-            batch = Batch(
-                batch_id=uuid.uuid4().hex,
-                gateway=self.gateway,
-                sent_at=now_utc(),
-                readings=tuple(row.reading for row in chunk),
-            )
-            if not link.publish("readings", encode(batch)):
+        # `due` is in lane order (alarms first); consecutive rows of one kind form a batch.
+        for chunk in _chunks(rows, self._settings.batch_size):
+            batch_id = uuid.uuid4().hex
+            if chunk[0].kind == "event":
+                events = tuple(row.item for row in chunk if isinstance(row.item, LocalAlarm))
+                kind = "events"
+                payload = encode(
+                    EventBatch(
+                        batch_id=batch_id, gateway=self.gateway, sent_at=now_utc(), events=events
+                    )
+                )
+            else:
+                kind = "readings"
+                payload = encode(
+                    Batch(
+                        batch_id=batch_id,
+                        gateway=self.gateway,
+                        sent_at=now_utc(),
+                        readings=tuple(row.reading for row in chunk),
+                    )
+                )
+            if not link.publish(kind, payload):
                 break
             ids = [row.row_id for row in chunk]
             attempts = max(row.attempts for row in chunk)
             self.counters.resent += sum(1 for row in chunk if row.attempts)
             retry_at = now + retry_delay(attempts)
             outbox.mark_sent(ids, retry_at)
-            self._unconfirmed[batch.batch_id] = (ids, retry_at)
+            self._unconfirmed[batch_id] = (ids, retry_at)
             self.counters.batches_sent += 1
             sent += len(chunk)
         return sent
@@ -192,5 +329,18 @@ class EdgeAgent:
             time=now_utc(),
             queue_depth=self._depth,
             software="vitalstream-edge",
+            config_version=self.config_version,
+            config_error=self._config_error,
         )
         link.publish("status", encode(status), retain=True)
+
+
+def _chunks(rows: Sequence[OutboxRow], size: int) -> list[list[OutboxRow]]:
+    """Split rows (in lane order) into batches of one kind and at most ``size`` rows."""
+    chunks: list[list[OutboxRow]] = []
+    for row in rows:
+        if chunks and len(chunks[-1]) < size and chunks[-1][0].kind == row.kind:
+            chunks[-1].append(row)
+        else:
+            chunks.append([row])
+    return chunks

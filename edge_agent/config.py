@@ -30,9 +30,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alert_rules import pack_names
+from edge_agent.alarms import LocalAlarmSettings
+from edge_agent.link import LinkTls
 from edge_agent.registry import DeviceBinding, Identifier
 from edge_agent.simulator import HOME_CONDITIONS
-from vitals import DEFAULT_PREFIX, Reading, VitalsError, parse_broker_url
+from vitals import DEFAULT_PREFIX, Reading, Severity, VitalsError, parse_broker_url
 
 SimCondition = Literal["hypertension", "diabetes", "copd", "heart_failure", "elderly", "ambulance"]
 
@@ -136,6 +139,27 @@ class BleSourceConfig(_Model):
     scan_duration_s: float = Field(default=10.0, gt=0)
 
 
+class LocalAlarmsConfig(_Model):
+    """``[local_alarms]``: the rules engine on the gateway (docs/edge.md, "Local alarms")."""
+
+    enabled: bool = True
+    packs: tuple[str, ...] = ("core",)
+    """Rule packs (alert_rules) run locally; the down-link's thresholds are added to them."""
+    min_severity: Severity = "high"
+    notify: Literal["always", "offline"] = "always"
+    """Console/hook/command on every alarm, or only while the uplink is down."""
+    command: tuple[str, ...] | None = None
+    """A program run per alarm (e.g. a buzzer script); the alarm is in its environment."""
+
+    @field_validator("packs")
+    @classmethod
+    def _known_packs(cls, packs: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(packs) - set(pack_names()))
+        if unknown:
+            raise ValueError(f"unknown rule pack(s) {unknown}; known: {list(pack_names())}")
+        return packs
+
+
 SourceConfig = Annotated[
     SimSourceConfig | ReplaySourceConfig | Hl7SourceConfig | BleSourceConfig,
     Field(discriminator="kind"),
@@ -153,6 +177,13 @@ class EdgeConfig(_Model):
     drain_on_stop_s: float = Field(default=5.0, ge=0)
     """On SIGTERM, how long to keep sending what is buffered before exiting (outbox kept)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    tls_ca_file: Path | None = None
+    """mqtts:// only: the CA that signed the broker's certificate (default: system store)."""
+    tls_cert_file: Path | None = None
+    """mqtts:// only: this gateway's client certificate (CN = gateway id), PEM."""
+    tls_key_file: Path | None = None
+    """mqtts:// only: its private key, PEM (keep it mode 0600)."""
+    local_alarms: LocalAlarmsConfig = LocalAlarmsConfig()
 
     @field_validator("broker_url")
     @classmethod
@@ -162,6 +193,33 @@ class EdgeConfig(_Model):
         except VitalsError as exc:
             raise ValueError(exc.detail) from None
         return url
+
+    @model_validator(mode="after")
+    def _tls(self) -> Self:
+        files = (self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
+        if any(files) and not parse_broker_url(self.broker_url).tls:
+            raise ValueError("tls_* files need an mqtts:// broker_url")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both tls_cert_file and tls_key_file, or neither")
+        return self
+
+    def link_tls(self) -> LinkTls | None:
+        """The TLS material for the gateway link (None for a plain mqtt:// broker)."""
+        if not parse_broker_url(self.broker_url).tls:
+            return None
+        return LinkTls(self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
+
+    def alarm_settings(self) -> LocalAlarmSettings | None:
+        """Local alarm settings for the agent (None when disabled)."""
+        alarms = self.local_alarms
+        if not alarms.enabled:
+            return None
+        return LocalAlarmSettings(
+            packs=alarms.packs,
+            min_severity=alarms.min_severity,
+            notify=alarms.notify,
+            command=alarms.command,
+        )
 
 
 def _resolve(base: Path, path: Path) -> Path:
@@ -186,8 +244,13 @@ def parse_config(text: str, base_dir: Path) -> EdgeConfig:
         elif isinstance(given, BleSourceConfig) and given.registry is not None:
             source = given.model_copy(update={"registry": _resolve(base_dir, given.registry)})
         sources.append(source)
+    tls_files = {
+        name: _resolve(base_dir, path)
+        for name in ("tls_ca_file", "tls_cert_file", "tls_key_file")
+        if (path := getattr(config, name)) is not None
+    }
     return config.model_copy(
-        update={"outbox": _resolve(base_dir, config.outbox), "sources": tuple(sources)}
+        update={"outbox": _resolve(base_dir, config.outbox), "sources": tuple(sources), **tls_files}
     )
 
 

@@ -1,19 +1,32 @@
 """The gateway's MQTT link: one paho-mqtt client, QoS1, retained status, last will "offline".
 
-paho runs its network loop in its own thread; everything it reports (connects, batch acks) is
-handed to the agent's thread through thread-safe queues and flags, because the outbox's SQLite
-connection belongs to the agent's thread.
+paho runs its network loop in its own thread; everything it reports (connects, batch acks,
+config down-links) is handed to the agent's thread through thread-safe queues and flags,
+because the outbox's SQLite connection belongs to the agent's thread.
+
+- **TLS / mTLS**: with an ``mqtts://`` broker the link verifies the broker against ``ca_file``
+  (the system store when unset) and presents the gateway's client certificate, whose CN is the
+  gateway id the broker ACL checks (docs/security.md).
+- **Reconnect backoff with jitter**: paho's own reconnect delay doubles without jitter, so a
+  whole region of gateways would come back in lock-step. After every lost connection or
+  failed attempt the link sets paho's next delay from :func:`edge_agent.backoff.reconnect_delay`
+  (full jitter); a successful connection resets the attempt count.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.backoff import DEFAULT_BASE_S, DEFAULT_CAP_S, RandomSource, reconnect_delay
 from vitals import (
     BatchAck,
     BrokerAddress,
@@ -28,17 +41,57 @@ from vitals import (
 log = logging.getLogger("vitalstream.edge.link")
 
 
+@dataclass(frozen=True, slots=True)
+class LinkTls:
+    """TLS material of an ``mqtts://`` link (PEM files).
+
+    ``ca_file``: the CA that signed the broker's certificate (None = the system's store);
+    ``cert_file`` + ``key_file``: the gateway's client certificate (mutual TLS).
+    """
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("a client certificate needs both cert_file and key_file")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkBackoff:
+    """Reconnect pacing: full-jitter exponential (``edge_agent.backoff``)."""
+
+    base_s: float = DEFAULT_BASE_S
+    cap_s: float = DEFAULT_CAP_S
+    random: RandomSource = random.random
+
+
 class GatewayLink:
     """A connected MQTT session for one gateway (context manager)."""
 
-    def __init__(self, gateway: str, broker: BrokerAddress, prefix: str) -> None:
+    def __init__(
+        self,
+        gateway: str,
+        broker: BrokerAddress,
+        prefix: str,
+        *,
+        tls: LinkTls | None = None,
+        backoff: LinkBackoff | None = None,
+    ) -> None:
         self.gateway = gateway
         self._prefix = prefix
         self._broker = broker
+        self._backoff = backoff or LinkBackoff()
         self.acks: queue.SimpleQueue[BatchAck] = queue.SimpleQueue()
+        #: Raw payloads received on this gateway's ``config`` topic (the agent validates them).
+        self.configs: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._connected = threading.Event()
         self._reconnected = threading.Event()
         self._closing = False
+        self._attempt = 0
+        #: The delays chosen so far (seconds), newest last: for logs and tests.
+        self.reconnect_delays: list[float] = []
         # Persistent session (clean_session=False): acks sent while we were away still arrive.
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -47,11 +100,20 @@ class GatewayLink:
             protocol=mqtt.MQTTv311,
         )
         self._client.max_inflight_messages_set(64)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=15)
+        if broker.tls:
+            material = tls or LinkTls()
+            self._client.tls_set(
+                ca_certs=str(material.ca_file) if material.ca_file else None,
+                certfile=str(material.cert_file) if material.cert_file else None,
+                keyfile=str(material.key_file) if material.key_file else None,
+            )
+        elif tls is not None and (tls.cert_file or tls.ca_file):
+            raise ValueError(f"TLS files are set but the broker URL {broker.url} is not mqtts://")
         offline = GatewayStatus(gateway=gateway, state="offline", time=now_utc())
         self._client.will_set(self.topic("status"), encode(offline), qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_message = self._on_message
 
     def topic(self, kind: str) -> str:
@@ -110,7 +172,8 @@ class GatewayLink:
         if getattr(reason, "is_failure", False):
             log.warning("gateway %s: broker refused the connection: %s", self.gateway, reason)
             return
-        client.subscribe(self.topic("ack"), qos=1)
+        client.subscribe([(self.topic("ack"), 1), (self.topic("config"), 1)])
+        self._attempt = 0  # the next loss starts the backoff over
         self._connected.set()
         self._reconnected.set()
         log.info("gateway %s connected to %s", self.gateway, self._broker.url)
@@ -128,8 +191,36 @@ class GatewayLink:
                 "gateway %s lost the broker (%s); buffering in the outbox", self.gateway, reason
             )
         self._connected.clear()
+        if not self._closing:
+            self._set_next_delay()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        # A refused TCP connection or TLS handshake: paho waits its reconnect delay next.
+        self._set_next_delay()
+
+    def _set_next_delay(self) -> None:
+        """Give paho the jittered delay of the next attempt (min = max: exactly that wait).
+
+        paho's ``_reconnect_wait`` doubles from ``min_delay`` unless ``reconnect_delay_set``
+        reset it, which it does; setting both bounds to our delay makes paho wait exactly it.
+        """
+        delay = reconnect_delay(
+            self._attempt,
+            self._backoff.random,
+            base_s=self._backoff.base_s,
+            cap_s=self._backoff.cap_s,
+        )
+        self._attempt += 1
+        self.reconnect_delays.append(delay)
+        del self.reconnect_delays[:-100]
+        # paho annotates the delays as int but computes with them as float seconds.
+        self._client.reconnect_delay_set(min_delay=cast(int, delay), max_delay=cast(int, delay))
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.topic("config"):
+            if message.payload:  # a zero-length retained publish only clears the topic
+                self.configs.put(bytes(message.payload))
+            return
         try:
             self.acks.put(decode(bytes(message.payload), BatchAck))
         except PayloadError as exc:

@@ -9,6 +9,10 @@ re-send harmless.
 
 Per-device sequence numbers are assigned here, in the same transaction as the insert, so they
 are gap-free and survive restarts. One Outbox object belongs to one thread (sqlite3 rule).
+
+Besides readings the outbox holds **events** (``kind = 'event'``: local alarms, published on
+``.../events``); they normally go into the ``alarm`` lane, so they leave first when the link
+comes back. Events carry their own id and take no device sequence number.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from vitals import Lane, PayloadError, Reading, decode, encode
+from vitals import Lane, LocalAlarm, PayloadError, Reading, decode, encode
 
 log = logging.getLogger("vitalstream.edge.outbox")
 
@@ -34,7 +39,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER NOT NULL,
     payload BLOB NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL DEFAULT 0
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL DEFAULT 'reading'
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (lane, next_attempt_at, id);
 CREATE TABLE IF NOT EXISTS outbox_rejected (
@@ -50,13 +56,31 @@ CREATE TABLE IF NOT EXISTS device_seq (
 """
 
 
+#: What an outbox row holds: a reading (``.../readings``) or an event (``.../events``).
+OutboxItem = Reading | LocalAlarm
+ItemKind = Literal["reading", "event"]
+_MODELS: dict[str, type[Reading] | type[LocalAlarm]] = {"reading": Reading, "event": LocalAlarm}
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
-    """One reading waiting in the outbox."""
+    """One reading or event waiting in the outbox."""
 
     row_id: int
-    reading: Reading
+    item: OutboxItem
     attempts: int
+
+    @property
+    def kind(self) -> ItemKind:
+        """``reading`` or ``event``."""
+        return "reading" if isinstance(self.item, Reading) else "event"
+
+    @property
+    def reading(self) -> Reading:
+        """The reading of a reading row (TypeError for an event row)."""
+        if not isinstance(self.item, Reading):
+            raise TypeError(f"outbox row {self.row_id} holds an event, not a reading")
+        return self.item
 
 
 class Outbox:
@@ -67,6 +91,10 @@ class Outbox:
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # An outbox written before events existed has no `kind` column: every row is a reading.
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if columns and "kind" not in columns:
+            self._db.execute("ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'reading'")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -98,17 +126,29 @@ class Outbox:
                 accepted.append(numbered)
         return accepted
 
+    def put_events(self, events: Sequence[LocalAlarm], lane: Lane = "alarm") -> None:
+        """Accept events (local alarms) durably, by default in the most urgent lane."""
+        with _transaction(self._db):
+            self._db.executemany(
+                "INSERT INTO outbox(lane, device, seq, payload, kind) VALUES (?, ?, 0, ?, 'event')",
+                [(LANE_PRIORITY[lane], event.gateway, encode(event)) for event in events],
+            )
+
     def due(self, now: float, limit: int) -> list[OutboxRow]:
         """Rows to (re)send at ``now`` (epoch seconds), most urgent lane first, oldest first."""
         rows = self._db.execute(
-            "SELECT id, payload, attempts FROM outbox WHERE next_attempt_at <= ? "
+            "SELECT id, payload, attempts, kind FROM outbox WHERE next_attempt_at <= ? "
             "ORDER BY lane, id LIMIT ?",
             (now, limit),
         ).fetchall()
         due: list[OutboxRow] = []
-        for row_id, payload, attempts in rows:
+        for row_id, payload, attempts, kind in rows:
             try:
-                due.append(OutboxRow(int(row_id), decode(bytes(payload), Reading), int(attempts)))
+                model = _MODELS.get(str(kind))
+                if model is None:
+                    raise PayloadError(f"unknown outbox row kind {kind!r}", kind="schema")
+                item: OutboxItem = decode(bytes(payload), model)
+                due.append(OutboxRow(int(row_id), item, int(attempts)))
             except PayloadError as exc:
                 self._set_aside(int(row_id), bytes(payload), exc.detail, now)
         return due
@@ -152,8 +192,13 @@ class Outbox:
             self._db.execute("UPDATE outbox SET next_attempt_at = 0")
 
     def depth(self) -> int:
-        """How many readings wait in the outbox."""
+        """How many readings and events wait in the outbox."""
         return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    def depth_by_kind(self) -> dict[ItemKind, int]:
+        """Waiting rows per kind (``reading``, ``event``)."""
+        counts = dict(self._db.execute("SELECT kind, count(*) FROM outbox GROUP BY kind"))
+        return {"reading": int(counts.get("reading", 0)), "event": int(counts.get("event", 0))}
 
 
 class _transaction:  # noqa: N801 - used as a statement-like context manager

@@ -27,9 +27,11 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from psycopg.errors import TransactionRollback
+from psycopg.types.json import Jsonb
 
 from alert_rules import EngineOutput
 from ingest_service import partitions
+from ingest_service.notifier import Notifier
 from ingest_service.rules_runner import RuleRunner
 from ingest_service.schema import DatabaseKind, migrate
 from ingest_service.settings import IngestSettings
@@ -42,6 +44,7 @@ from ingest_service.storage import (
 from ingest_service.validate import AcceptedBatch, validate_message
 from vitals import (
     BatchAck,
+    EventBatch,
     GatewayStatus,
     PayloadError,
     Reading,
@@ -76,6 +79,7 @@ class IngestCounters:
     dead_lettered: int = 0
     alerts: int = 0
     commits: int = 0
+    events: int = 0  # event batches from gateways (local alarms) stored
 
 
 class IngestService:
@@ -90,6 +94,8 @@ class IngestService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._rules = RuleRunner()
+        # Alert notifications go out on their own threads after the commit (no-op without URLs).
+        self._notifier = Notifier.from_settings(settings)
         self._next_tick = 0.0
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._ready = threading.Event()
@@ -113,6 +119,12 @@ class IngestService:
     def __enter__(self) -> IngestService:
         self._connect_database()
         broker = parse_broker_url(self.settings.broker_url)
+        if broker.tls:  # mqtts://: verify the broker; present the ingest identity (mTLS)
+            self._client.tls_set(
+                ca_certs=self.settings.tls_ca_file,
+                certfile=self.settings.tls_cert_file,
+                keyfile=self.settings.tls_key_file,
+            )
         self._client.connect_async(broker.host, broker.port, keepalive=20)
         self._client.loop_start()
         return self
@@ -126,6 +138,7 @@ class IngestService:
                 log.warning("could not checkpoint rule state at shutdown (%s)", error)
         self._client.disconnect()
         self._client.loop_stop()
+        self._notifier.close()
         if self._conn is not None:
             self._conn.close()
 
@@ -173,6 +186,7 @@ class IngestService:
             [
                 (self._shared(subscription("readings", prefix)), 1),
                 (self._shared(subscription("status", prefix)), 1),
+                (self._shared(subscription("events", prefix)), 1),
             ]
         )
         self._session += 1
@@ -283,8 +297,12 @@ class IngestService:
         prefix = self.settings.topic_prefix
         deliveries: list[Delivery] = []
         statuses: list[GatewayStatus] = []
+        events: list[_Message] = []
         for message in messages:
             kind = _topic_kind(message.topic, prefix)
+            if kind == "events":
+                events.append(message)
+                continue
             if kind == "status":
                 if not message.payload:
                     continue  # a cleared retained status (zero-length publish)
@@ -308,6 +326,7 @@ class IngestService:
             judged = self._judge(conn, result.inserted, committed_at)
             for status in statuses:
                 upsert_gateway_status(conn, status)
+            event_acks, events_bad = _store_events(conn, events, now, prefix)
         # Committed: now (and only now) release the broker's copies and confirm to the edge.
         if judged is not None:
             self._rules.adopt(judged, {r.subject for r in result.inserted})
@@ -315,10 +334,14 @@ class IngestService:
             if message.session == self._session:
                 self._client.ack(message.mid, message.qos)
         self._confirm_to_gateways(deliveries)
+        self._confirm_events(event_acks)
+        if judged is not None:
+            self._notifier.submit(judged.alerts)
         self.counters.messages += len(messages)
         self.counters.stored += len(result.inserted)
         self.counters.duplicates += result.duplicates
-        self.counters.dead_lettered += result.dead_lettered
+        self.counters.dead_lettered += result.dead_lettered + events_bad
+        self.counters.events += sum(len(ids) for ids in event_acks.values())
         self.counters.alerts += len(judged.alerts) if judged is not None else 0
         self.counters.commits += 1
 
@@ -353,6 +376,8 @@ class IngestService:
                 self.counters.alerts += len(judged.alerts)
             self._rules.checkpoint(conn, now)
             conn.commit()
+            if judged is not None:
+                self._notifier.submit(judged.alerts)  # stale-data alerts, now committed
         except psycopg.Error as exc:
             log.warning("rule maintenance skipped (%s)", exc)
             conn.rollback()
@@ -364,6 +389,13 @@ class IngestService:
                 batch = delivery.outcome.batch
                 by_gateway[batch.gateway].append(batch.batch_id)
         for gateway, batch_ids in by_gateway.items():
+            ack = BatchAck(batch_ids=tuple(batch_ids), committed_at=now_utc())
+            self._client.publish(
+                gateway_topic(gateway, "ack", self.settings.topic_prefix), encode(ack), qos=1
+            )
+
+    def _confirm_events(self, acks: dict[str, list[str]]) -> None:
+        for gateway, batch_ids in acks.items():
             ack = BatchAck(batch_ids=tuple(batch_ids), committed_at=now_utc())
             self._client.publish(
                 gateway_topic(gateway, "ack", self.settings.topic_prefix), encode(ack), qos=1
@@ -401,5 +433,75 @@ class IngestService:
 def _topic_kind(topic: str, prefix: str) -> str | None:
     try:
         return parse_topic(topic, prefix)[1]
+    except PayloadError:
+        return None
+
+
+def _store_events(
+    conn: psycopg.Connection[tuple[object, ...]],
+    messages: list[_Message],
+    received_at: datetime,
+    prefix: str,
+) -> tuple[dict[str, list[str]], int]:
+    """Store gateways' event batches (local alarms) in the caller's transaction.
+
+    Returns the batch ids to acknowledge per gateway and how many messages were
+    dead-lettered (malformed, or events under another gateway's topic). An event re-sent by
+    the edge has the same id and is stored once.
+    """
+    acks: dict[str, list[str]] = defaultdict(list)
+    bad = 0
+    for message in messages:
+        gateway = _topic_gateway(message.topic, prefix)
+        try:
+            batch = decode(message.payload, EventBatch)
+        except PayloadError as exc:
+            dead_letter_message(
+                conn, message.topic, message.payload, received_at, gateway, exc.kind, exc.detail
+            )
+            bad += 1
+            continue
+        if {batch.gateway, *(e.gateway for e in batch.events)} != {gateway}:
+            dead_letter_message(
+                conn,
+                message.topic,
+                message.payload,
+                received_at,
+                gateway,
+                "gateway_mismatch",
+                f"events of gateway {batch.gateway} on the topic of {gateway}",
+            )
+            bad += 1
+            continue
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO edge_events (gateway, event_id, kind, subject, rule, severity, time,"
+                " raised_at, received_at, batch_id, payload)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (gateway, event_id) DO NOTHING",
+                [
+                    (
+                        e.gateway,
+                        e.event_id,
+                        e.kind,
+                        e.subject,
+                        e.rule,
+                        e.severity,
+                        e.time,
+                        e.raised_at,
+                        received_at,
+                        batch.batch_id,
+                        Jsonb(e.model_dump(mode="json")),
+                    )
+                    for e in batch.events
+                ],
+            )
+        acks[batch.gateway].append(batch.batch_id)
+    return acks, bad
+
+
+def _topic_gateway(topic: str, prefix: str) -> str | None:
+    try:
+        return parse_topic(topic, prefix)[0]
     except PayloadError:
         return None

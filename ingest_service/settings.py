@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from vitals import Severity
 from vitals.settings import VitalstreamSettings
 
 
@@ -29,4 +30,44 @@ class IngestSettings(VitalstreamSettings):
         None,
         description="MQTT shared-subscription group ($share/<group>/...): workers in one group "
         "split the gateways' messages between them. None = a single worker gets everything.",
+    )
+    # -- TLS to the broker (mqtts:// broker_url; docs/security.md) ------------------------------
+    tls_ca_file: str | None = Field(
+        None, description="CA of the broker's certificate (PEM); None = the system's store."
+    )
+    tls_cert_file: str | None = Field(
+        None, description="The ingest identity's client certificate (PEM), for mutual TLS."
+    )
+    tls_key_file: str | None = Field(None, description="Its private key (PEM, mode 0600).")
+    # -- alert notifications (ingest_service.notifier, docs/notifications.md) -------------------
+    notify_urls: str = Field(
+        "",
+        description="Comma-separated apprise URLs (mailto://, json://, jsons://, chat-app "
+        "webhooks) told about new alerts. Empty = no notifications.",
+    )
+    notify_min_severity: Severity = Field(
+        "high", description="Only alerts of this severity or higher are notified."
+    )
+    notify_quiet_hours: str | None = Field(
+        None,
+        pattern=r"^\s*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}\s*$",
+        description="Local HH:MM-HH:MM window (e.g. 22:00-07:00) in which only critical alerts "
+        "are notified; the others stay on the doctor's page. None = no quiet hours.",
+    )
+    notify_timezone: str = Field(
+        "Asia/Shanghai", description="Time zone of quiet hours and of times in messages."
+    )
+    notify_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Base URL of the doctor's pages; messages link {base}/doctor/subjects/<id>.",
+    )
+    notify_attempts: int = Field(5, ge=1, description="Attempts per notification and channel.")
+    notify_backoff_s: float = Field(
+        2.0, gt=0, description="Wait after the first failed attempt; doubles each time."
+    )
+    notify_backoff_max_s: float = Field(60.0, gt=0, description="Longest wait between attempts.")
+    notify_queue_size: int = Field(
+        1000,
+        ge=1,
+        description="Notices waiting per channel; beyond that, new ones are dropped (logged).",
     )

@@ -151,6 +151,10 @@ class GatewayStatus(_Frozen):
     queue_depth: int | None = Field(default=None, ge=0)
     devices: tuple[DeviceStatus, ...] = ()
     software: str | None = None
+    #: The version of the down-link :class:`GatewayConfig` in force (its acknowledgement).
+    config_version: int | None = Field(default=None, ge=1)
+    #: Why the last down-link config was refused (None once one is applied).
+    config_error: str | None = None
 
 
 class Alert(_Frozen):
@@ -170,3 +174,99 @@ class Alert(_Frozen):
 def now_utc() -> datetime:
     """The current time, aware, in UTC. Shells call this; pure code takes ``now`` as input."""
     return datetime.now(UTC)
+
+
+# -- edge events and the config down-link (issue 6) -------------------------------------------
+
+#: Rule names as in the rule packs (``alert_rules``): lower case, digits and ``_``.
+RULE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class LocalAlarm(_Frozen):
+    """An alarm an edge gateway raised itself (local rules engine), sent on ``.../events``.
+
+    ``event_id`` is made once at the gateway and kept through re-sends, so the platform
+    stores each alarm once. ``time`` is the measurement time of the reading that raised it;
+    ``raised_at`` the gateway's clock; ``uplink`` whether the gateway was connected then.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["local_alarm"] = "local_alarm"
+    event_id: Identifier
+    gateway: Identifier
+    subject: Identifier
+    rule: str
+    severity: Severity
+    time: AwareDatetime
+    raised_at: AwareDatetime
+    message: str
+    metric: str | None = None
+    value: float | None = None
+    device: Identifier | None = None
+    uplink: Literal["up", "down"] = "up"
+
+
+class EventBatch(_Frozen):
+    """What a gateway publishes on ``.../events``; acknowledged like a :class:`Batch`."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    batch_id: Identifier
+    gateway: Identifier
+    sent_at: AwareDatetime
+    events: tuple[LocalAlarm, ...] = Field(min_length=1)
+
+
+class AlarmThreshold(_Frozen):
+    """A local alarm threshold: ``metric op value`` (in the metric's canonical unit)."""
+
+    name: Annotated[str, StringConstraints(pattern=RULE_NAME_PATTERN)]
+    metric: str
+    op: Literal["<", "<=", ">", ">="]
+    value: float
+    severity: Severity = "critical"
+    consecutive: int = Field(default=1, ge=1, le=100)
+    clear_margin: float = Field(default=0.0, ge=0)
+    message: str | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str) -> str:
+        try:
+            catalogue_metric(name)
+        except UnknownMetricError as exc:
+            raise ValueError(exc.detail) from None
+        return name
+
+
+class DeviceAssignment(_Frozen):
+    """Binds a device to the patient whose readings it takes (re-bindable from the platform)."""
+
+    device: Identifier
+    subject: Identifier
+
+
+class GatewayConfig(_Frozen):
+    """The platform's configuration of one gateway, retained on ``.../config`` (down-link).
+
+    Applied by the gateway as a whole or not at all, only when ``version`` is newer than the
+    one in force; acknowledged by ``config_version`` on the gateway's retained status.
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    gateway: Identifier
+    version: int = Field(ge=1)
+    issued_at: AwareDatetime
+    devices: tuple[DeviceAssignment, ...] = ()
+    thresholds: tuple[AlarmThreshold, ...] = ()
+    #: Seconds between status reports (higher cadence in ambulance mode); None = default.
+    cadence_s: float | None = Field(default=None, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        devices = [d.device for d in self.devices]
+        if len(devices) != len(set(devices)):
+            raise ValueError("a device is bound twice")
+        names = [t.name for t in self.thresholds]
+        if len(names) != len(set(names)):
+            raise ValueError("two thresholds have the same name")
+        return self

@@ -3,6 +3,7 @@
 ``edge run`` wires configured sources into an :class:`edge_agent.EdgeAgent` and runs until
 SIGTERM/SIGINT. ``edge status`` reads the outbox file directly (SQLite, read-only), so a field
 engineer can see what a gateway still holds while the broker or the agent itself is down.
+``edge push-config`` publishes a retained :class:`vitals.GatewayConfig` (the down-link).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import sqlite3
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -21,8 +23,19 @@ import typer
 
 from edge_agent import EdgeAgent
 from edge_agent.config import ConfigError, RunningSource, load_config, open_source
+from edge_agent.downlink import read_config_file
 from edge_agent.outbox import LANE_PRIORITY
-from vitals import VitalsError, parse_broker_url
+from ingest_service.settings import IngestSettings
+from vitals import (
+    GatewayConfig,
+    GatewayStatus,
+    PayloadError,
+    VitalsError,
+    decode,
+    encode,
+    gateway_topic,
+    parse_broker_url,
+)
 from vitalstream.output import EXIT_FAILURE, configure_logging, console, emit_json, reject
 
 edge_app = typer.Typer(
@@ -71,7 +84,13 @@ def run_command(config: ConfigOption) -> None:
         reject(ConfigError(f"cannot start a source: {error}", kind="source_failed"))
 
     agent = EdgeAgent(
-        settings.gateway, settings.outbox, broker, prefix=settings.topic_prefix, sources=sources
+        settings.gateway,
+        settings.outbox,
+        broker,
+        prefix=settings.topic_prefix,
+        sources=sources,
+        tls=settings.link_tls(),
+        local_alarms=settings.alarm_settings(),
     )
     failed = threading.Event()
 
@@ -153,6 +172,12 @@ def outbox_status(path: Path, now: datetime) -> dict[str, Any]:
         raise VitalsError(f"cannot open outbox {path}: {exc}", kind="not_found") from None
     try:
         counts = dict(db.execute("SELECT lane, count(*) FROM outbox GROUP BY lane").fetchall())
+        columns = {str(row[1]) for row in db.execute("PRAGMA table_info(outbox)")}
+        events = (
+            db.execute("SELECT count(*) FROM outbox WHERE kind = 'event'").fetchone()[0]
+            if "kind" in columns  # an outbox written before events existed has no `kind`
+            else 0
+        )
         awaiting = db.execute("SELECT count(*) FROM outbox WHERE attempts > 0").fetchone()[0]
         oldest: datetime | None = None
         for (payload,) in db.execute(
@@ -174,4 +199,163 @@ def outbox_status(path: Path, now: datetime) -> dict[str, Any]:
         "oldest_unconfirmed_time": oldest.isoformat() if oldest else None,
         "oldest_unconfirmed_age_s": (now - oldest).total_seconds() if oldest else None,
         "devices_last_seq": {str(k): int(v) for k, v in devices.items()},
+        "events": int(events),
     }
+
+
+@edge_app.command("push-config")
+def push_config_command(
+    gateway: Annotated[str, typer.Option("--gateway", help="The gateway to configure.")],
+    file: Annotated[
+        Path,
+        typer.Option(
+            "--file",
+            help="GatewayConfig as TOML or JSON: version, devices, thresholds, cadence_s "
+            "(docs/edge.md). gateway and issued_at are filled in when missing.",
+        ),
+    ],
+    broker_url: Annotated[
+        str | None,
+        typer.Option(
+            "--broker-url", help="Default: VITALSTREAM_BROKER_URL (the ingest's settings)."
+        ),
+    ] = None,
+    topic_prefix: Annotated[
+        str | None, typer.Option("--topic-prefix", help="Default: VITALSTREAM_TOPIC_PREFIX.")
+    ] = None,
+    tls_ca_file: Annotated[
+        Path | None, typer.Option("--tls-ca-file", help="Default: VITALSTREAM_TLS_CA_FILE.")
+    ] = None,
+    tls_cert_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert-file",
+            help="A client certificate the broker ACL lets write config (the ingest identity). "
+            "Default: VITALSTREAM_TLS_CERT_FILE.",
+        ),
+    ] = None,
+    tls_key_file: Annotated[
+        Path | None, typer.Option("--tls-key-file", help="Default: VITALSTREAM_TLS_KEY_FILE.")
+    ] = None,
+    wait_s: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            help="Seconds to wait for the gateway's acknowledgement (config_version on its "
+            "retained status); 0 = do not wait.",
+        ),
+    ] = 0.0,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Publish a gateway's configuration (retained, QoS 1) on vs/v1/gw/<id>/config.
+
+    The gateway applies it whole or not at all when its version is newer than the one in
+    force, and acknowledges with config_version on its status (config_error if refused).
+    Example: vitalstream edge push-config --gateway home-0001 --file home-0001.toml --wait 30
+    """
+    defaults = IngestSettings()
+    try:
+        config = read_config_file(file, gateway, datetime.now(UTC))
+        broker = parse_broker_url(broker_url or defaults.broker_url)
+    except VitalsError as error:
+        reject(error)
+    prefix = topic_prefix or defaults.topic_prefix
+    tls = (
+        tls_ca_file or _path(defaults.tls_ca_file),
+        tls_cert_file or _path(defaults.tls_cert_file),
+        tls_key_file or _path(defaults.tls_key_file),
+    )
+    try:
+        acknowledged = _push(config, broker.host, broker.port, broker.tls, tls, prefix, wait_s)
+    except (OSError, VitalsError) as error:
+        detail = error.detail if isinstance(error, VitalsError) else str(error)
+        reject(VitalsError(f"cannot publish to {broker.url}: {detail}", kind="broker_unreachable"))
+    refused = acknowledged if isinstance(acknowledged, str) else None
+    report = {
+        "gateway": gateway,
+        "version": config.version,
+        "topic": gateway_topic(gateway, "config", prefix),
+        "acknowledged": acknowledged is True,
+        "config_error": refused,
+    }
+    if json_output:
+        emit_json(report)
+    else:
+        console.print(
+            f"config version {config.version} published (retained) on {report['topic']}"
+            + ("; acknowledged by the gateway" if acknowledged is True else "")
+            + (f"; REFUSED: {refused}" if refused else "")
+        )
+    if wait_s and acknowledged is not True:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _path(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
+def _push(
+    config: GatewayConfig,
+    host: str,
+    port: int,
+    use_tls: bool,
+    tls: tuple[Path | None, Path | None, Path | None],
+    prefix: str,
+    wait_s: float,
+) -> bool | str:
+    """Publish retained; with ``wait_s``, watch the gateway's status for the acknowledgement.
+
+    Returns True (acknowledged), False (not within ``wait_s``, or not asked), or the
+    gateway's ``config_error`` when it refused this version.
+    """
+    import paho.mqtt.client as mqtt  # noqa: PLC0415 - only this command needs a client
+    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+
+    outcome: list[bool | str] = []
+    done = threading.Event()
+    status_topic = gateway_topic(config.gateway, "status", prefix)
+
+    def on_message(_c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            status = decode(bytes(message.payload), GatewayStatus)
+        except PayloadError:
+            return
+        if status.config_version is not None and status.config_version >= config.version:
+            outcome.append(True)
+            done.set()
+        elif status.config_error and f"version {config.version}" in status.config_error:
+            outcome.append(status.config_error)
+            done.set()
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"push-config-{uuid.uuid4().hex[:12]}",
+        clean_session=True,
+        protocol=mqtt.MQTTv311,
+    )
+    if use_tls:
+        ca, cert, key = tls
+        client.tls_set(
+            ca_certs=str(ca) if ca else None,
+            certfile=str(cert) if cert else None,
+            keyfile=str(key) if key else None,
+        )
+    client.on_message = on_message
+    client.connect(host, port, keepalive=20)
+    client.loop_start()
+    try:
+        if wait_s:
+            client.subscribe(status_topic, qos=1)
+        info = client.publish(
+            gateway_topic(config.gateway, "config", prefix), encode(config), qos=1, retain=True
+        )
+        info.wait_for_publish(10)
+        if not info.is_published():
+            raise VitalsError("the broker did not acknowledge the publish within 10 s")
+        if wait_s:
+            done.wait(wait_s)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return outcome[0] if outcome else False
