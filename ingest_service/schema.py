@@ -243,6 +243,22 @@ CREATE TABLE edge_events (
 CREATE INDEX edge_events_subject_time ON edge_events (subject, time);
 """,
     ),
+    (
+        7,
+        "device registry (unknown-device policy, last seen per device)",
+        """
+-- Devices the platform knows. With VITALSTREAM_DEVICE_POLICY=quarantine, readings from a
+-- device not listed here are dead-lettered as unknown_device until it is registered.
+CREATE TABLE devices (
+    device         text         PRIMARY KEY,
+    gateway        text         NOT NULL,
+    registered_by  text         NOT NULL,
+    registered_at  timestamptz  NOT NULL,
+    last_seen      timestamptz
+);
+CREATE INDEX devices_gateway ON devices (gateway);
+""",
+    ),
 )
 
 _READINGS_COLUMNS = """

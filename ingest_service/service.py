@@ -31,6 +31,7 @@ from psycopg.types.json import Jsonb
 
 from alert_rules import EngineOutput
 from ingest_service import partitions
+from ingest_service.devices import DeviceRegistry
 from ingest_service.notifier import Notifier
 from ingest_service.rules_runner import RuleRunner
 from ingest_service.schema import DatabaseKind, migrate
@@ -90,6 +91,7 @@ class IngestService:
         self.counters = IngestCounters()
         self.database_kind: DatabaseKind | None = None
         self._writer: ReadingWriter | None = None
+        self._devices = DeviceRegistry(settings.device_policy)
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -259,6 +261,7 @@ class IngestService:
             except psycopg.Error as exc:
                 if self._writer is not None:
                     self._writer.forget_partitions()
+                self._devices.forget()
                 if len(messages) > 1:
                     log.error(
                         "a group of %d messages failed (%s); retrying one by one",
@@ -322,6 +325,7 @@ class IngestService:
         committed_at = now_utc()
         writer = self._require_writer()
         with conn.transaction():
+            deliveries = self._devices.screen(conn, deliveries, committed_at)
             result = writer.write(conn, deliveries, committed_at)
             judged = self._judge(conn, result.inserted, committed_at)
             for status in statuses:

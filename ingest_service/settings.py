@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from vitals import Severity
@@ -23,6 +25,11 @@ class IngestSettings(VitalstreamSettings):
     )
     batch_max_readings: int = Field(5000, ge=1, description="Commit after this many readings.")
     batch_max_wait_s: float = Field(0.05, gt=0, description="... or after this many seconds.")
+    device_policy: Literal["register", "quarantine"] = Field(
+        "register",
+        description="Readings from an unregistered device: register it on first sight, or "
+        "dead-letter them as unknown_device until an operator registers it.",
+    )
     rules_tick_s: float = Field(
         5.0, gt=0, description="How often stale-data rules run and rule state is checkpointed."
     )

@@ -15,6 +15,7 @@ from vitalstream.commands.config import config_command
 from vitalstream.commands.deadletters import deadletters_app
 from vitalstream.commands.decode import decode_app
 from vitalstream.commands.demo import demo_command
+from vitalstream.commands.device import device_app
 from vitalstream.commands.edge import edge_app
 from vitalstream.commands.enrol import enrol_command
 from vitalstream.commands.handoff import handoff_app
@@ -63,6 +64,7 @@ app.add_typer(decode_app, name="decode")
 app.add_typer(rhythm_app, name="rhythm")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(deadletters_app, name="deadletters")
+app.add_typer(device_app, name="device")
 app.add_typer(edge_app, name="edge")
 app.add_typer(bench_app, name="bench")
 app.command("enrol")(enrol_command)

@@ -24,7 +24,7 @@ DatabaseOption = Annotated[
 ]
 
 
-def _connect(database_url: str | None) -> psycopg.Connection[tuple[object, ...]]:
+def connect(database_url: str | None) -> psycopg.Connection[tuple[object, ...]]:
     url = database_url or CliSettings().database_url
     try:
         conn = psycopg.connect(url, connect_timeout=5)
@@ -45,7 +45,7 @@ def list_command(
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Count dead letters by reason. Example: ``vitalstream deadletters list --json``."""
-    with _connect(database_url) as conn:
+    with connect(database_url) as conn:
         rows = conn.execute(
             "SELECT reason_kind, count(*), min(received_at), max(received_at) FROM dead_letters "
             "WHERE replayed_at IS NULL OR NOT %s GROUP BY reason_kind ORDER BY 2 DESC",
@@ -77,7 +77,7 @@ def replay_command(
     twice: the writer's unique key holds for replays too. Example:
     ``vitalstream deadletters replay --kind schema --json``
     """
-    with _connect(database_url) as conn:
+    with connect(database_url) as conn:
         outcome = replay(conn, now_utc(), kinds=kind or (), ids=ids or ())
     summary = {
         "examined": outcome.examined,
