@@ -72,6 +72,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    from ingest_service.web import router as web_router  # noqa: PLC0415 (web imports api)
+
+    app.include_router(web_router)
     app.add_exception_handler(psycopg.DataError, _data_error)
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     return app

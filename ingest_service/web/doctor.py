@@ -1,0 +1,444 @@
+"""The doctor's pages: the panel, the alert inbox (acknowledge / resolve), a patient's trends
+and rule settings, and the panel's live stream (SSE).
+
+Every page that shows patient data appends an audit row with the API's helper
+(``ingest_service.api.deps.record``) in the same transaction as its queries; a refused
+subject appends a ``read_denied`` row that stays. Writes are audited by their own modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
+
+from ingest_service.api.access import may_read_subject, visible_subjects
+from ingest_service.api.db import Connection
+from ingest_service.api.deps import ConnectionDep, record
+from ingest_service.api.tokens import Principal
+from ingest_service.web import alert_actions, queries, rule_settings, trends
+from ingest_service.web.attention import SEVERITY_RANK, ago, rank_patients
+from ingest_service.web.render import SECURITY_HEADERS, page, web_settings
+from ingest_service.web.session import (
+    DOCTOR_ROLES,
+    FormDep,
+    PageError,
+    PageRoute,
+    Viewer,
+    ViewerDep,
+    check_csrf,
+    field,
+)
+from vitals.models import IDENTIFIER_PATTERN
+
+router = APIRouter(prefix="/doctor", route_class=PageRoute, include_in_schema=False)
+
+SubjectPath = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
+
+#: The live stream ends after this (the browser reconnects), so restarts are not held up.
+MAX_STREAM = timedelta(minutes=10)
+
+#: Ranges the per-patient page offers (days).
+RANGES: tuple[int, ...] = (1, 7, 30, 90)
+
+#: The per-patient charts: id, title, metrics drawn, unit.
+CHARTS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("bp", "Home blood pressure", ("bp_systolic", "bp_diastolic"), "mmHg"),
+    ("glucose", "Glucose", ("glucose",), "mmol/L"),
+    ("weight", "Weight", ("weight",), "kg"),
+    ("spo2", "SpO2", ("spo2",), "%"),
+    ("heart_rate", "Heart rate", ("heart_rate",), "/min"),
+)
+
+
+def _doctor(conn: Connection, request: Request, seen: Viewer, resource: str) -> Principal:
+    """The doctor, or a 403 page with an audited ``read_denied`` row for any other role."""
+    who = seen.principal
+    if who.role in DOCTOR_ROLES:
+        return who
+    with conn.transaction():
+        record(conn, request, who, resource, {"reason": "role"}, action="read_denied")
+    raise PageError(403, "wrong_role")
+
+
+def _subject(
+    conn: Connection, request: Request, who: Principal, subject: str, resource: str
+) -> None:
+    """403 page (and an audited denial) unless the doctor may read ``subject``."""
+    if may_read_subject(who, subject):
+        return
+    with conn.transaction():
+        record(
+            conn,
+            request,
+            who,
+            resource,
+            {"subject": subject, "reason": "not permitted"},
+            action="read_denied",
+        )
+    raise PageError(403, "not_permitted")
+
+
+# ----------------------------------------------------------------------------- the panel
+
+
+def _panel_context(conn: Connection, request: Request, who: Principal) -> dict[str, Any]:
+    settings = web_settings(request)
+    now = datetime.now(UTC)
+    with conn.transaction():
+        statuses = queries.panel(conn, visible_subjects(who))
+        ranked = rank_patients(statuses, now, timedelta(hours=settings.web_silent_after_h))
+        record(
+            conn,
+            request,
+            who,
+            "web/doctor/panel",
+            {"subjects": [r.status.subject for r in ranked], "returned": len(ranked)},
+        )
+    return {
+        "rows": ranked,
+        "now": now,
+        "ago": lambda then: ago(now, then),
+        "severities": sorted(SEVERITY_RANK, key=SEVERITY_RANK.__getitem__, reverse=True),
+        "silent_after_h": settings.web_silent_after_h,
+    }
+
+
+@router.get("", response_class=HTMLResponse)
+def panel(
+    request: Request,
+    seen: ViewerDep,
+    conn: ConnectionDep,
+    live: Annotated[bool, Query(description="Live updates by SSE (off: reload by hand).")] = True,
+) -> HTMLResponse:
+    """My patients, most in need of attention first."""
+    who = _doctor(conn, request, seen, "web/doctor/panel")
+    context = _panel_context(conn, request, who)
+    return page(request, "doctor_panel.html", {**context, "live": live})
+
+
+@router.get("/panel-rows", response_class=HTMLResponse)
+def panel_rows(request: Request, seen: ViewerDep, conn: ConnectionDep) -> HTMLResponse:
+    """The panel's table body alone (what the live stream reloads)."""
+    who = _doctor(conn, request, seen, "web/doctor/panel")
+    return page(request, "_panel_rows.html", _panel_context(conn, request, who))
+
+
+def _alert_stamp(pool: ConnectionPool[Connection], allowed: Sequence[str] | None) -> str:
+    with pool.connection() as conn, conn.transaction():
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE state = 'active'),"
+            " count(*) FILTER (WHERE state = 'acknowledged'), coalesce(max(id), 0),"
+            " max(last_seen_at) FROM alerts"
+            " WHERE state IN ('active', 'acknowledged')"
+            " AND (%(all)s OR subject = ANY(%(allowed)s))",
+            {"all": allowed is None, "allowed": list(allowed or ())},
+        ).fetchone()
+    return json.dumps([str(v) for v in row or ()])
+
+
+@router.get("/events")
+async def events(request: Request, seen: ViewerDep) -> StreamingResponse:
+    """Server-sent events: ``alerts`` whenever the open alerts of my patients change.
+
+    Carries no patient data (a change stamp only), so it is not audited; the panel rows the
+    page then fetches are. The stream ends when the token expires (the browser reconnects
+    and gets a 401) and after ``MAX_STREAM`` so servers can restart cleanly.
+    """
+    who = seen.principal
+    if who.role not in DOCTOR_ROLES:
+        raise PageError(403, "wrong_role")
+    settings = web_settings(request)
+    pool: ConnectionPool[Connection] = request.app.state.pool
+    allowed = visible_subjects(who)
+    stream_ends = datetime.now(UTC) + MAX_STREAM
+    if who.expires_at is not None:
+        stream_ends = min(stream_ends, who.expires_at)
+
+    async def stream() -> AsyncIterator[str]:
+        last: str | None = None
+        yield "retry: 10000\n\n"
+        while datetime.now(UTC) < stream_ends and not await request.is_disconnected():
+            stamp = await run_in_threadpool(_alert_stamp, pool, allowed)
+            if stamp != last:
+                if last is not None:
+                    yield f"event: alerts\ndata: {stamp}\n\n"
+                last = stamp
+            else:
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(settings.web_sse_interval_s)
+
+    headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+# ------------------------------------------------------------------------------ the inbox
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def inbox(
+    request: Request,
+    seen: ViewerDep,
+    conn: ConnectionDep,
+    show: Annotated[str, Query(pattern="^(open|all)$")] = "open",
+) -> HTMLResponse:
+    """Open alerts of my patients (unacknowledged first, by severity, newest first)."""
+    who = _doctor(conn, request, seen, "web/doctor/alerts")
+    with conn.transaction():
+        rows = queries.alerts(conn, visible_subjects(who), open_only=show == "open")
+        record(
+            conn,
+            request,
+            who,
+            "web/doctor/alerts",
+            {
+                "query": {"show": show},
+                "subjects": sorted({a.subject for a in rows}),
+                "returned": len(rows),
+            },
+        )
+    return page(request, "doctor_alerts.html", {"alerts": rows, "show": show})
+
+
+def _back_to(form: Mapping[str, list[str]]) -> str:
+    """Where a plain (non-htmx) form post returns: one of our doctor pages, never elsewhere."""
+    target = field(form, "next")
+    if target.startswith("/doctor") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/doctor/alerts"
+
+
+def _act(
+    request: Request,
+    seen: Viewer,
+    conn: Connection,
+    form: Mapping[str, list[str]],
+    alert_id: int,
+    action: alert_actions.Action,
+) -> Response:
+    who = _doctor(conn, request, seen, f"alert/{alert_id}")
+    check_csrf(request, seen, form)
+    note = field(form, "note")
+    htmx = request.headers.get("hx-request") == "true"
+    try:
+        outcome = alert_actions.apply(conn, request, who, alert_id, action, note, datetime.now(UTC))
+    except PageError as error:
+        if not (htmx and error.status == 422):
+            raise
+        with conn.transaction():
+            current = queries.alert_by_id(conn, alert_id)
+        if current is None:
+            raise PageError(404, "not_found") from None
+        return page(
+            request,
+            "_alert_row.html",
+            {"alert": current, "problem": "A note is required to resolve an alert."},
+            status_code=422,
+        )
+    if not htmx:
+        return RedirectResponse(_back_to(form), status_code=303)
+    done = "acknowledged" if action == "acknowledge" else "resolved"
+    message = f"Alert {alert_id} {done}." if outcome.changed else f"Alert {alert_id}: no change."
+    response = page(request, "_alert_row.html", {"alert": outcome.alert, "problem": None})
+    # htmx raises this event; app.js puts the text in the page's live status region.
+    response.headers["HX-Trigger"] = json.dumps({"vs-status": message})
+    return response
+
+
+@router.post("/alerts/{alert_id}/acknowledge")
+def acknowledge(
+    request: Request,
+    seen: ViewerDep,
+    conn: ConnectionDep,
+    form: FormDep,
+    alert_id: Annotated[int, Path(ge=1, le=2**62)],
+) -> Response:
+    """Acknowledge one alert (note optional); answers the new table row for htmx."""
+    return _act(request, seen, conn, form, alert_id, "acknowledge")
+
+
+@router.post("/alerts/{alert_id}/resolve")
+def resolve(
+    request: Request,
+    seen: ViewerDep,
+    conn: ConnectionDep,
+    form: FormDep,
+    alert_id: Annotated[int, Path(ge=1, le=2**62)],
+) -> Response:
+    """Resolve one alert (a note is required)."""
+    return _act(request, seen, conn, form, alert_id, "resolve")
+
+
+# ------------------------------------------------------------------ the per-patient page
+
+
+def _subject_context(
+    conn: Connection,
+    request: Request,
+    who: Principal,
+    subject: str,
+    days: int,
+    resource: str,
+) -> dict[str, Any]:
+    settings = web_settings(request)
+    now = datetime.now(UTC)
+    start = now - timedelta(days=days)
+    with conn.transaction():
+        latest = queries.latest(conn, subject)
+        stored = queries.rule_settings(conn, subject)
+        view = rule_settings.describe(stored)
+        targets = trends.bp_targets(stored.parameters if stored is not None else {})
+        since = now - trends.HOME_BP_WINDOW
+        home = trends.home_bp(
+            queries.raw_values(conn, subject, "bp_systolic", since, now),
+            queries.raw_values(conn, subject, "bp_diastolic", since, now),
+            targets,
+            settings.zone,
+        )
+        resolutions: dict[str, str] = {}
+        charts: list[dict[str, Any]] = []
+        for chart_id, title, metrics, unit in CHARTS:
+            found = {
+                m: queries.series(conn, subject, m, start, now, settings.web_chart_points)
+                for m in metrics
+            }
+            resolutions.update({m: s.resolution for m, s in found.items()})
+            points = sum(len(s.points) for s in found.values())
+            values = [v for s in found.values() for _, v in s.points if v is not None]
+            charts.append(
+                {
+                    "id": chart_id,
+                    "title": title,
+                    "unit": unit,
+                    "metrics": list(metrics),
+                    "resolution": ", ".join(sorted({s.resolution for s in found.values()})),
+                    "points": points,
+                    "min": min(values) if values else None,
+                    "max": max(values) if values else None,
+                    "data": trends.aligned({m: s.points for m, s in found.items()}, metrics),
+                }
+            )
+        recent = queries.alerts(conn, (subject,), subject=subject, open_only=False, limit=20)
+        record(
+            conn,
+            request,
+            who,
+            resource,
+            {
+                "subject": subject,
+                "query": {"days": days},
+                "resolution": resolutions,
+                "returned": {c["id"]: c["points"] for c in charts},
+            },
+        )
+    spo2_low = (
+        float(stored.parameters.get("spo2_target_low", 0) if stored is not None else 0) or None
+    )
+    chart_config = {
+        "zone": settings.web_timezone,
+        "start": start.timestamp(),
+        "end": now.timestamp(),
+        "charts": [{k: c[k] for k in ("id", "title", "unit", "metrics", "data")} for c in charts],
+        "bands": {
+            "bp": {"lines": _bp_lines(targets, home, since)},
+            "glucose": {
+                "lines": [
+                    {"label": "range low 3.9", "value": trends.GLUCOSE_RANGE[0]},
+                    {"label": "range high 10.0", "value": trends.GLUCOSE_RANGE[1]},
+                ]
+            },
+            "spo2": {
+                "lines": [{"label": f"target low {spo2_low:g}", "value": spo2_low}]
+                if spo2_low
+                else []
+            },
+        },
+    }
+    return {
+        "subject": subject,
+        "days": days,
+        "ranges": RANGES,
+        "latest": latest,
+        "home": home,
+        "charts": charts,
+        "chart_config": chart_config,
+        "alerts": recent,
+        "settings": view,
+        "problems": [],
+        "saved": False,
+        "now": now,
+        "ago": lambda then: ago(now, then),
+    }
+
+
+def _bp_lines(
+    targets: tuple[float, float], home: trends.HomeBp, since: datetime
+) -> list[dict[str, Any]]:
+    """The BP chart's reference lines: the targets, and the 7-day means over their week."""
+    lines: list[dict[str, Any]] = [
+        {"label": f"target systolic {targets[0]:g}", "value": targets[0]},
+        {"label": f"target diastolic {targets[1]:g}", "value": targets[1]},
+    ]
+    for label, mean, colour in (
+        ("7-day mean systolic", home.systolic, "#a3001b"),
+        ("7-day mean diastolic", home.diastolic, "#0b4f8a"),
+    ):
+        if mean is not None:
+            lines.append(
+                {
+                    "label": f"{label} {mean:.0f}",
+                    "value": round(mean, 1),
+                    "from": since.timestamp(),
+                    "colour": colour,
+                }
+            )
+    return lines
+
+
+@router.get("/subjects/{subject}", response_class=HTMLResponse)
+def subject_page(
+    request: Request,
+    seen: ViewerDep,
+    conn: ConnectionDep,
+    subject: SubjectPath,
+    days: Annotated[int, Query(ge=1, le=90)] = 7,
+    saved: Annotated[bool, Query()] = False,
+) -> HTMLResponse:
+    """Trends at a glance, open alerts and the rule settings of one patient."""
+    resource = f"web/subject/{subject}"
+    who = _doctor(conn, request, seen, resource)
+    _subject(conn, request, who, subject, resource)
+    context = _subject_context(conn, request, who, subject, days, resource)
+    context["saved"] = saved
+    return page(request, "subject.html", context)
+
+
+@router.post("/subjects/{subject}/rules", response_model=None)
+def edit_rules(
+    request: Request,
+    seen: ViewerDep,
+    conn: ConnectionDep,
+    form: FormDep,
+    subject: SubjectPath,
+) -> Response:
+    """Save the patient's packs, targets and disabled rules with a mandatory reason."""
+    resource = f"subject/{subject}/rules"
+    who = _doctor(conn, request, seen, resource)
+    _subject(conn, request, who, subject, resource)
+    check_csrf(request, seen, form)
+    edit, problems = rule_settings.parse_edit(subject, form)
+    if edit is not None:
+        rule_settings.store(
+            conn, request, who, subject, edit, field(form, "version"), datetime.now(UTC)
+        )
+        return RedirectResponse(f"/doctor/subjects/{subject}?saved=true#rules", status_code=303)
+    context = _subject_context(conn, request, who, subject, 7, f"web/subject/{subject}")
+    context["problems"] = problems
+    return page(request, "subject.html", context, status_code=422)
