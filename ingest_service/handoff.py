@@ -206,6 +206,7 @@ class HandoffService:
         )
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
 
@@ -251,7 +252,11 @@ class HandoffService:
             return
         client.subscribe(subscription("events", self.settings.topic_prefix), qos=1)
         self._session += 1
-        self._ready.set()
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: object, mid: int, reasons: object, props: object
+    ) -> None:
+        self._ready.set()  # on SUBACK: only then does the broker route events to us
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object

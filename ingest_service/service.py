@@ -114,6 +114,7 @@ class IngestService:
         )
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
         self._client.on_disconnect = self._on_disconnect
 
@@ -192,6 +193,17 @@ class IngestService:
             ]
         )
         self._session += 1
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reasons: object,
+        properties: object,
+    ) -> None:
+        # Ready only once the broker confirmed the subscription (SUBACK): a message published
+        # before that would find no subscriber and, without a session yet, be dropped.
         self._ready.set()
         log.info("ingest subscribed at %s", self.settings.broker_url)
 
