@@ -192,41 +192,67 @@ def _store(conn: Connection, rows: list[tuple[object, ...]]) -> set[Key] | None:
 def _update_rollups(conn: Connection, readings: list[Reading]) -> None:
     """Fold first-time readings with a value into the 5-minute and 1-hour rollup tables.
 
-    Buckets are aligned to the Unix epoch in UTC, like ``date_bin``/``time_bucket``.
+    Buckets are aligned to the Unix epoch in UTC, like ``date_bin``/``time_bucket``. Readings
+    are folded into the finest cells once; each coarser table is folded from those cells
+    (every width divides the next), so the per-reading work does not grow with the tables.
     """
-    cells: list[dict[tuple[int, str, str], list[float]]] = [{} for _ in ROLLUPS]
+    finest = ROLLUPS[0][1]
+    cells: dict[tuple[int, str, str], list[float]] = {}
     for reading in readings:
         value = reading.value
         if value is None:
             continue
         epoch = int(reading.time.timestamp())
-        for (_, width), table_cells in zip(ROLLUPS, cells, strict=True):
-            key = (epoch - epoch % width, reading.subject, reading.metric)
-            cell = table_cells.get(key)
-            if cell is None:
-                table_cells[key] = [1.0, value, value, value]
-            else:
-                cell[0] += 1
-                cell[1] += value
-                cell[2] = min(cell[2], value)
-                cell[3] = max(cell[3], value)
-    for (table, _), table_cells in zip(ROLLUPS, cells, strict=True):
-        if not table_cells:
-            continue
-        keys = list(table_cells)
-        values = [table_cells[key] for key in keys]
-        conn.execute(
-            _upsert_rollup(table),
-            (
-                [datetime.fromtimestamp(key[0], tz=UTC) for key in keys],
-                [key[1] for key in keys],
-                [key[2] for key in keys],
-                [int(v[0]) for v in values],
-                [v[1] for v in values],
-                [v[2] for v in values],
-                [v[3] for v in values],
-            ),
-        )
+        key = (epoch - epoch % finest, reading.subject, reading.metric)
+        cell = cells.get(key)
+        if cell is None:
+            cells[key] = [1.0, value, value, value]
+        else:
+            cell[0] += 1
+            cell[1] += value
+            cell[2] = min(cell[2], value)
+            cell[3] = max(cell[3], value)
+    for table, width in ROLLUPS:
+        if width != finest:
+            cells = _coarsen(cells, width)
+        if cells:
+            _upsert_cells(conn, table, cells)
+
+
+def _coarsen(
+    cells: dict[tuple[int, str, str], list[float]], width: int
+) -> dict[tuple[int, str, str], list[float]]:
+    coarse: dict[tuple[int, str, str], list[float]] = {}
+    for (start, subject, metric), (n, total, low, high) in cells.items():
+        key = (start - start % width, subject, metric)
+        cell = coarse.get(key)
+        if cell is None:
+            coarse[key] = [n, total, low, high]
+        else:
+            cell[0] += n
+            cell[1] += total
+            cell[2] = min(cell[2], low)
+            cell[3] = max(cell[3], high)
+    return coarse
+
+
+def _upsert_cells(
+    conn: Connection, table: str, cells: dict[tuple[int, str, str], list[float]]
+) -> None:
+    keys = list(cells)
+    values = [cells[key] for key in keys]
+    conn.execute(
+        _upsert_rollup(table),
+        (
+            [datetime.fromtimestamp(key[0], tz=UTC) for key in keys],
+            [key[1] for key in keys],
+            [key[2] for key in keys],
+            [int(v[0]) for v in values],
+            [v[1] for v in values],
+            [v[2] for v in values],
+            [v[3] for v in values],
+        ),
+    )
 
 
 def _account(
