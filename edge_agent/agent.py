@@ -10,6 +10,13 @@ With local alarms on, every accepted reading also goes through the rules engine
 ``.../events`` before any reading) and to the local notification. A config down-link
 (:mod:`edge_agent.downlink`) re-binds devices to patients, sets the local thresholds and the
 status cadence; it is applied whole or not at all, and acknowledged on the status.
+
+Lanes: a reading measured more than ``backfill_after_s`` before the agent accepts it (a
+device's stored records, a late resend) goes into the ``backfill`` lane, the others into
+``vitals``; ECG snippets go into ``waveform`` and are published on ``.../waveform``. The outbox
+is bounded (``max_outbox_rows``); what its overflow policy drops is logged, counted and put on
+the retained status (``dropped``). In ambulance mode the status also carries the last GPS fix
+and a crude ETA to the destination hospital (:mod:`edge_agent.ambulance`).
 """
 
 from __future__ import annotations
@@ -18,11 +25,15 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar, cast
 
 from edge_agent.alarms import LocalAlarms, LocalAlarmSettings, local_ruleset
+from edge_agent.ambulance import AmbulanceTracker
 from edge_agent.downlink import (
     ConfigRefusedError,
     check_version,
@@ -32,24 +43,30 @@ from edge_agent.downlink import (
     saved_config_path,
 )
 from edge_agent.link import GatewayLink, LinkBackoff, LinkTls
-from edge_agent.outbox import Outbox, OutboxRow
+from edge_agent.outbox import DroppedRow, Outbox, OutboxRow
+from edge_agent.overflow import DEFAULT_MAX_ROWS
 from vitals import (
     Batch,
     BrokerAddress,
+    DroppedCount,
     EventBatch,
     GatewayConfig,
     GatewayStatus,
     LocalAlarm,
     Reading,
     VitalsError,
+    WaveformBatch,
+    WaveformSnippet,
     encode,
     now_utc,
 )
 
 log = logging.getLogger("vitalstream.edge")
 
-#: A source returns the readings that became available since it was last asked.
-Source = Callable[[], Sequence[Reading]]
+#: A source returns the readings (and ECG snippets) that became available since it was last
+#: asked.
+Source = Callable[[], Sequence[Reading | WaveformSnippet]]
+_Item = TypeVar("_Item", bound=Reading | WaveformSnippet)
 
 
 def retry_delay(attempts: int, *, first_s: float = 10.0, cap_s: float = 120.0) -> float:
@@ -65,6 +82,12 @@ class AgentSettings:
     max_unconfirmed_batches: int = 32
     status_interval_s: float = 5.0
     idle_sleep_s: float = 0.02
+    #: Outbox bound in rows (None = unbounded); see :data:`edge_agent.overflow.DEFAULT_MAX_ROWS`.
+    max_outbox_rows: int | None = DEFAULT_MAX_ROWS
+    #: A reading older than this when accepted goes into the backfill lane (None = never).
+    backfill_after_s: float | None = 3600.0
+    #: ECG snippets per ``.../waveform`` message (~10 kB each; the ingest takes up to 1 MB).
+    waveform_batch_size: int = 8
 
 
 @dataclass
@@ -78,7 +101,12 @@ class AgentCounters:
     alarms_raised: int = 0
     configs_applied: int = 0
     configs_refused: int = 0
+    waveforms_accepted: int = 0
+    #: Rows dropped by the outbox's overflow policy (docs/reliability.md, "Overflow").
+    dropped: int = 0
     accepted_keys: set[tuple[str, str, str]] = field(default_factory=set)
+    #: (device, metric, time) of readings dropped by policy: accounted, not lost.
+    dropped_keys: set[tuple[str, str, str]] = field(default_factory=set)
 
 
 class EdgeAgent:
@@ -96,6 +124,7 @@ class EdgeAgent:
         tls: LinkTls | None = None,
         backoff: LinkBackoff | None = None,
         local_alarms: LocalAlarmSettings | None = None,
+        ambulance: AmbulanceTracker | None = None,
     ) -> None:
         self.gateway = gateway
         self._outbox_path = outbox_path
@@ -108,6 +137,8 @@ class EdgeAgent:
         self.counters = AgentCounters()
         #: None = no local alarms (library default; `edge run` turns them on by config).
         self._alarms = LocalAlarms(gateway, local_alarms) if local_alarms else None
+        self._ambulance = ambulance
+        self._dropped: list[DroppedCount] = []
         self._config_path = saved_config_path(outbox_path)
         self._config: GatewayConfig | None = None
         self._config_error: str | None = None
@@ -162,12 +193,13 @@ class EdgeAgent:
         if saved is not None:
             self._apply_config(saved, persist=False)
         with (
-            Outbox(self._outbox_path) as outbox,
+            Outbox(self._outbox_path, max_rows=self._settings.max_outbox_rows) as outbox,
             GatewayLink(
                 self.gateway, self._broker, self._prefix, tls=self._tls, backoff=self._backoff
             ) as link,
         ):
             next_status = 0.0
+            self._dropped = _dropped_counts(outbox)
             while not self._stop.is_set():
                 self._take_configs(link)
                 if not self._sources_done.is_set():
@@ -190,12 +222,20 @@ class EdgeAgent:
     # -- steps -------------------------------------------------------------------------------
     def _collect(self, outbox: Outbox, *, uplink_up: bool) -> None:
         for source in self._sources:
-            readings = source()
-            if not readings:
+            items = source()
+            if not items:
                 continue
             if self._assigned:
-                readings = [self._assign(reading) for reading in readings]
-            accepted = outbox.put(readings)
+                items = [self._assign(item) for item in items]
+            snippets = [item for item in items if isinstance(item, WaveformSnippet)]
+            if snippets:
+                outbox.put_waveforms(snippets)
+                self.counters.waveforms_accepted += len(snippets)
+            readings = [item for item in items if isinstance(item, Reading)]
+            if not readings:
+                self._account_drops(outbox)
+                continue
+            accepted = self._put_readings(outbox, readings)
             # `depth` before `accepted`: whoever watches both never sees new readings counted
             # as accepted while `depth` still says the outbox is empty.
             self._depth = outbox.depth()
@@ -211,13 +251,45 @@ class EdgeAgent:
                     outbox.put_events(alarms, lane="alarm")
                     self.counters.alarms_raised += len(alarms)
                     self._alarms.notify(alarms, uplink_up=uplink_up)
+            self._account_drops(outbox)
 
-    def _assign(self, reading: Reading) -> Reading:
-        """Put a reading on the patient its device is bound to by the config down-link."""
-        subject = self._assigned.get(reading.device)
-        if subject is None or subject == reading.subject:
-            return reading
-        return reading.model_copy(update={"subject": subject})
+    def _put_readings(self, outbox: Outbox, readings: Sequence[Reading]) -> list[Reading]:
+        """Current readings into ``vitals``, old ones (older than backfill_after_s) ``backfill``."""
+        if self._settings.backfill_after_s is None:
+            return outbox.put(readings)
+        cutoff = now_utc() - timedelta(seconds=self._settings.backfill_after_s)
+        current = [reading for reading in readings if reading.time >= cutoff]
+        old = [reading for reading in readings if reading.time < cutoff]
+        accepted = outbox.put(current) if current else []
+        if old:
+            accepted += outbox.put(old, lane="backfill")
+        return accepted
+
+    def _account_drops(self, outbox: Outbox) -> None:
+        """Log, count and report what the overflow policy dropped (never silently)."""
+        drops = outbox.take_drops()
+        if not drops:
+            return
+        self.counters.dropped += len(drops)
+        for row in drops:
+            if row.kind == "reading":
+                self.counters.dropped_keys.add((row.device, row.metric, row.time))
+        log.warning(
+            "gateway %s: outbox over its bound of %s rows; dropped %s (oldest first; "
+            "alarms are never dropped)",
+            self.gateway,
+            outbox.max_rows,
+            _describe_drops(drops),
+        )
+        self._dropped = _dropped_counts(outbox)
+        self._status_now = True
+
+    def _assign(self, item: _Item) -> _Item:
+        """Put a reading/snippet on the patient its device is bound to by the config down-link."""
+        subject = self._assigned.get(item.device)
+        if subject is None or subject == item.subject:
+            return item
+        return cast(_Item, item.model_copy(update={"subject": subject}))
 
     # -- config down-link ---------------------------------------------------------------------
     def _take_configs(self, link: GatewayLink) -> None:
@@ -290,9 +362,21 @@ class EdgeAgent:
         rows = outbox.due(now, room * self._settings.batch_size)
         sent = 0
         # `due` is in lane order (alarms first); consecutive rows of one kind form a batch.
-        for chunk in _chunks(rows, self._settings.batch_size):
+        for chunk in _chunks(rows, self._settings.batch_size, self._settings.waveform_batch_size):
             batch_id = uuid.uuid4().hex
-            if chunk[0].kind == "event":
+            if chunk[0].kind == "waveform":
+                kind = "waveform"
+                payload = encode(
+                    WaveformBatch(
+                        batch_id=batch_id,
+                        gateway=self.gateway,
+                        sent_at=now_utc(),
+                        snippets=tuple(
+                            row.item for row in chunk if isinstance(row.item, WaveformSnippet)
+                        ),
+                    )
+                )
+            elif chunk[0].kind == "event":
                 events = tuple(row.item for row in chunk if isinstance(row.item, LocalAlarm))
                 kind = "events"
                 payload = encode(
@@ -323,6 +407,7 @@ class EdgeAgent:
         return sent
 
     def _publish_status(self, link: GatewayLink) -> None:
+        position, eta = self._ambulance.report(now_utc()) if self._ambulance else (None, None)
         status = GatewayStatus(
             gateway=self.gateway,
             state="online",
@@ -331,16 +416,43 @@ class EdgeAgent:
             software="vitalstream-edge",
             config_version=self.config_version,
             config_error=self._config_error,
+            dropped=tuple(self._dropped),
+            position=position,
+            eta=eta,
         )
         link.publish("status", encode(status), retain=True)
 
 
-def _chunks(rows: Sequence[OutboxRow], size: int) -> list[list[OutboxRow]]:
-    """Split rows (in lane order) into batches of one kind and at most ``size`` rows."""
+def _chunks(
+    rows: Sequence[OutboxRow], size: int, waveform_size: int | None = None
+) -> list[list[OutboxRow]]:
+    """Split rows (in lane order) into batches of one kind and at most ``size`` rows
+    (``waveform_size`` for ECG snippets, which are ~40 times larger than a reading)."""
     chunks: list[list[OutboxRow]] = []
     for row in rows:
-        if chunks and len(chunks[-1]) < size and chunks[-1][0].kind == row.kind:
+        limit = (waveform_size or size) if row.kind == "waveform" else size
+        if chunks and len(chunks[-1]) < limit and chunks[-1][0].kind == row.kind:
             chunks[-1].append(row)
         else:
             chunks.append([row])
     return chunks
+
+
+def _dropped_counts(outbox: Outbox) -> list[DroppedCount]:
+    return [
+        DroppedCount(lane=lane, device=device, count=count)
+        for lane, device, count in outbox.drop_counts()
+    ]
+
+
+def _describe_drops(drops: Sequence[DroppedRow]) -> str:
+    """``backfill 12 (dev-1 10, dev-2 2), vitals 3 (dev-1 3)`` for the log line."""
+    per_lane: dict[str, Counter[str]] = {}
+    for row in drops:
+        per_lane.setdefault(row.lane, Counter())[row.device] += 1
+    return ", ".join(
+        f"{lane} {sum(devices.values())} ("
+        + ", ".join(f"{device} {count}" for device, count in sorted(devices.items()))
+        + ")"
+        for lane, devices in per_lane.items()
+    )

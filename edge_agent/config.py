@@ -32,10 +32,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from alert_rules import pack_names
 from edge_agent.alarms import LocalAlarmSettings
+from edge_agent.ambulance import AmbulanceTracker
 from edge_agent.link import LinkTls
+from edge_agent.overflow import DEFAULT_MAX_ROWS
 from edge_agent.registry import DeviceBinding, Identifier
 from edge_agent.simulator import HOME_CONDITIONS
-from vitals import DEFAULT_PREFIX, Reading, Severity, VitalsError, parse_broker_url
+from vitals import (
+    DEFAULT_PREFIX,
+    Reading,
+    Severity,
+    VitalsError,
+    WaveformSnippet,
+    parse_broker_url,
+)
 
 SimCondition = Literal["hypertension", "diabetes", "copd", "heart_failure", "elderly", "ambulance"]
 
@@ -75,6 +84,8 @@ class SimSourceConfig(_Model):
     subject_prefix: Identifier = "sim"
     incident: Identifier | None = None
     """Ambulance mode: the incident id put on the ambulance patient's readings."""
+    cadence_s: float = Field(default=15.0, gt=0, le=3600)
+    """Ambulance patient: seconds between monitor readings (ambulance mode: e.g. 5)."""
 
 
 class ReplaySourceConfig(_Model):
@@ -88,6 +99,21 @@ class ReplaySourceConfig(_Model):
     device: Identifier | None = None
     loop: bool = False
     emit_not_measured: bool = True
+    waveform: bool = False
+    """The record is an ECG (e.g. MIT-BIH): replay ECG snippets for the waveform lane."""
+    snippet_s: float = Field(default=10.0, gt=0, le=60)
+    """Seconds per ECG snippet."""
+    snippet_every_s: float = Field(default=60.0, gt=0)
+    """A snippet every this many recorded seconds (= snippet_s: continuous, ambulance mode)."""
+    max_seconds: float | None = Field(default=None, gt=0)
+    """Replay only the first seconds of the record (waveform records are long)."""
+    incident: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _snippets(self) -> Self:
+        if self.snippet_every_s < self.snippet_s:
+            raise ValueError("snippet_every_s must be at least snippet_s")
+        return self
 
 
 class Hl7Binding(_Model):
@@ -160,6 +186,41 @@ class LocalAlarmsConfig(_Model):
         return packs
 
 
+class DestinationConfig(_Model):
+    """The hospital the ambulance drives to (WGS 84 degrees)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class AmbulanceConfig(_Model):
+    """``[ambulance]``: position (NMEA 0183) and ETA on the status (docs/edge.md)."""
+
+    destination: DestinationConfig | None = None
+    nmea_file: Path | None = None
+    """A log of NMEA sentences ($GPRMC/$GPGGA), replayed at ``nmea_speed``."""
+    route: tuple[tuple[float, float], ...] = ()
+    """Simulated drive: waypoints [lat, lon] driven at ``route_speed_kmh`` (SYNTHETIC)."""
+    route_speed_kmh: float = Field(default=50.0, gt=0, le=250)
+    nmea_speed: float = Field(default=1.0, gt=0)
+    default_speed_kmh: float = Field(default=40.0, gt=0, le=250)
+    """ETA speed when the ambulance stands or reports no speed (a crude regional average)."""
+    status_interval_s: float = Field(default=2.0, gt=0, le=3600)
+    """Status (with position and ETA) every this many seconds: higher cadence than at home."""
+    serial_port: str | None = None
+    """A serial GPS (/dev/ttyUSB0) needs pyserial, which this build does not include."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        given = [self.nmea_file is not None, bool(self.route), self.serial_port is not None]
+        if sum(given) != 1:
+            raise ValueError("set exactly one of nmea_file, route, serial_port")
+        if self.route and len(self.route) < 2:
+            raise ValueError("a route needs at least two waypoints")
+        return self
+
+
 SourceConfig = Annotated[
     SimSourceConfig | ReplaySourceConfig | Hl7SourceConfig | BleSourceConfig,
     Field(discriminator="kind"),
@@ -184,6 +245,11 @@ class EdgeConfig(_Model):
     tls_key_file: Path | None = None
     """mqtts:// only: its private key, PEM (keep it mode 0600)."""
     local_alarms: LocalAlarmsConfig = LocalAlarmsConfig()
+    max_outbox_rows: int = Field(default=DEFAULT_MAX_ROWS, ge=100)
+    """Outbox bound (rows); overflow drops backfill, then waveform, then vitals; never alarms."""
+    backfill_after_s: float = Field(default=3600.0, gt=0)
+    """A reading older than this when accepted goes into the backfill lane."""
+    ambulance: AmbulanceConfig | None = None
 
     @field_validator("broker_url")
     @classmethod
@@ -244,13 +310,23 @@ def parse_config(text: str, base_dir: Path) -> EdgeConfig:
         elif isinstance(given, BleSourceConfig) and given.registry is not None:
             source = given.model_copy(update={"registry": _resolve(base_dir, given.registry)})
         sources.append(source)
+    ambulance = config.ambulance
+    if ambulance is not None and ambulance.nmea_file is not None:
+        ambulance = ambulance.model_copy(
+            update={"nmea_file": _resolve(base_dir, ambulance.nmea_file)}
+        )
     tls_files = {
         name: _resolve(base_dir, path)
         for name in ("tls_ca_file", "tls_cert_file", "tls_key_file")
         if (path := getattr(config, name)) is not None
     }
     return config.model_copy(
-        update={"outbox": _resolve(base_dir, config.outbox), "sources": tuple(sources), **tls_files}
+        update={
+            "outbox": _resolve(base_dir, config.outbox),
+            "sources": tuple(sources),
+            "ambulance": ambulance,
+            **tls_files,
+        }
     )
 
 
@@ -272,8 +348,8 @@ def load_config(path: Path) -> EdgeConfig:
 class RunningSource(Protocol):
     """An EdgeAgent source (callable) that may hold a server or a radio to release."""
 
-    def __call__(self) -> Sequence[Reading]:
-        """Readings that became available since the last call."""
+    def __call__(self) -> Sequence[Reading | WaveformSnippet]:
+        """Readings (and ECG snippets) that became available since the last call."""
         ...
 
     def close(self) -> None:
@@ -289,8 +365,32 @@ def open_source(source: SourceConfig, gateway: str, now: datetime) -> RunningSou
     if isinstance(source, SimSourceConfig):
         return _open_sim(source, gateway, now)
     if isinstance(source, ReplaySourceConfig):
-        from edge_agent.replay import ReplaySchedule, ReplaySource, load_recording  # noqa: PLC0415
+        from edge_agent.replay import (  # noqa: PLC0415
+            ReplaySchedule,
+            ReplaySource,
+            WaveformSchedule,
+            load_recording,
+            load_wfdb_waveform,
+        )
 
+        if source.waveform:
+            name = source.file.with_suffix("").name if source.file.suffix else source.file.name
+            snippets = load_wfdb_waveform(
+                source.file,
+                snippet_s=source.snippet_s,
+                every_s=source.snippet_every_s,
+                max_seconds=source.max_seconds,
+            )
+            return ReplaySource(
+                WaveformSchedule(
+                    snippets,
+                    now,
+                    source.speed,
+                    subject=source.subject or f"replay-{name}",
+                    device=source.device or f"replay-{name}-ecg",
+                    incident=source.incident,
+                )
+            )
         recorded = load_recording(
             source.file,
             subject=source.subject,
@@ -348,7 +448,46 @@ def _open_sim(source: SimSourceConfig, gateway: str, now: datetime) -> RunningSo
             incident=source.incident if condition == "ambulance" else None,
         )
         if condition == "ambulance":
-            readings.extend(simulate_ambulance(patient, now, end, seed=source.seed + index))
+            readings.extend(
+                simulate_ambulance(
+                    patient, now, end, seed=source.seed + index, cadence_s=source.cadence_s
+                )
+            )
         else:
             readings.extend(simulate_home(patient, now, end, seed=source.seed + index))
     return ReplaySource(TimeWarpSource(readings, now, source.speed))
+
+
+def open_ambulance(config: AmbulanceConfig, now: datetime) -> AmbulanceTracker:
+    """The position source and destination of ambulance mode, ready for the agent."""
+    from edge_agent.ambulance import (  # noqa: PLC0415
+        Destination,
+        NmeaReplaySource,
+        NmeaSchedule,
+        read_nmea_file,
+        simulate_route,
+    )
+
+    destination = (
+        Destination(config.destination.name, config.destination.lat, config.destination.lon)
+        if config.destination
+        else None
+    )
+    if config.serial_port is not None:
+        raise ConfigError(
+            f"[ambulance] serial_port {config.serial_port}: a serial GPS needs pyserial, which "
+            "this build does not include; log the receiver's NMEA to a file (nmea_file) instead",
+            kind="unsupported",
+        )
+    if config.nmea_file is not None:
+        lines = read_nmea_file(config.nmea_file)
+        kind: Literal["replay", "sim"] = "replay"
+    else:
+        lines = simulate_route(config.route, config.route_speed_kmh, now)
+        kind = "sim"
+    return AmbulanceTracker(
+        NmeaReplaySource(NmeaSchedule(lines, config.nmea_speed)),
+        destination,
+        default_speed_kmh=config.default_speed_kmh,
+        position_source=kind,
+    )

@@ -12,24 +12,37 @@ are gap-free and survive restarts. One Outbox object belongs to one thread (sqli
 
 Besides readings the outbox holds **events** (``kind = 'event'``: local alarms, published on
 ``.../events``); they normally go into the ``alarm`` lane, so they leave first when the link
-comes back. Events carry their own id and take no device sequence number.
+comes back. Events carry their own id and take no device sequence number. **Waveform
+snippets** (``kind = 'waveform'``: ECG, published on ``.../waveform``) go into the
+``waveform`` lane, below current vitals and above backfill; they take no sequence number either.
+
+**Bounded**: with ``max_rows`` set, every put ends (in the same transaction) by applying the
+overflow policy (:func:`edge_agent.overflow.overflow_drops`): the oldest rows of the backfill,
+then waveform, then vitals lane are dropped until the bound holds; alarms never. Every drop is
+counted per lane and device (``outbox_drops``) and summarised per device and metric with its
+first/last measurement time (``outbox_dropped``), so a reading that never arrives is either
+stored, dead-lettered, still here, or accounted as dropped by policy: nothing is lost silently.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from vitals import Lane, LocalAlarm, PayloadError, Reading, decode, encode
+from edge_agent.overflow import overflow_drops
+from vitals import Lane, LocalAlarm, PayloadError, Reading, WaveformSnippet, decode, encode
 
 log = logging.getLogger("vitalstream.edge.outbox")
 
 #: Lane order = drain priority (ARCHITECTURE.md: alarms > current vitals > waveform > backfill).
 LANE_PRIORITY: dict[Lane, int] = {"alarm": 0, "vitals": 1, "waveform": 2, "backfill": 3}
+_LANE_BY_PRIORITY: dict[int, Lane] = {number: lane for lane, number in LANE_PRIORITY.items()}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -53,13 +66,47 @@ CREATE TABLE IF NOT EXISTS device_seq (
     device TEXT PRIMARY KEY,
     last_seq INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox_drops (
+    lane TEXT NOT NULL,
+    device TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (lane, device)
+);
+CREATE TABLE IF NOT EXISTS outbox_dropped (
+    device TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    first_time TEXT NOT NULL,
+    last_time TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (device, metric)
+);
 """
 
 
-#: What an outbox row holds: a reading (``.../readings``) or an event (``.../events``).
-OutboxItem = Reading | LocalAlarm
-ItemKind = Literal["reading", "event"]
-_MODELS: dict[str, type[Reading] | type[LocalAlarm]] = {"reading": Reading, "event": LocalAlarm}
+#: What an outbox row holds: a reading (``.../readings``), an event (``.../events``) or a
+#: waveform snippet (``.../waveform``).
+OutboxItem = Reading | LocalAlarm | WaveformSnippet
+ItemKind = Literal["reading", "event", "waveform"]
+_MODELS: dict[str, type[Reading] | type[LocalAlarm] | type[WaveformSnippet]] = {
+    "reading": Reading,
+    "event": LocalAlarm,
+    "waveform": WaveformSnippet,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedRow:
+    """A row the overflow policy dropped: what it was, for the log, counters and accounting.
+
+    ``metric`` is the reading's metric, the snippet's channel, or the event's kind; ``time``
+    its measurement (or start) time as ISO 8601 in UTC.
+    """
+
+    lane: Lane
+    kind: ItemKind
+    device: str
+    metric: str
+    time: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +119,10 @@ class OutboxRow:
 
     @property
     def kind(self) -> ItemKind:
-        """``reading`` or ``event``."""
-        return "reading" if isinstance(self.item, Reading) else "event"
+        """``reading``, ``event`` or ``waveform``."""
+        if isinstance(self.item, Reading):
+            return "reading"
+        return "waveform" if isinstance(self.item, WaveformSnippet) else "event"
 
     @property
     def reading(self) -> Reading:
@@ -86,7 +135,10 @@ class OutboxRow:
 class Outbox:
     """A durable, prioritised queue of readings on local disk."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_rows: int | None = None) -> None:
+        if max_rows is not None and max_rows < 1:
+            raise ValueError("max_rows must be at least 1 (or None for unbounded)")
+        self.max_rows = max_rows
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -96,6 +148,12 @@ class Outbox:
         if columns and "kind" not in columns:
             self._db.execute("ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'reading'")
         self._db.executescript(_SCHEMA)
+        # Rows per lane, kept in step with every insert and delete: the bound is checked on
+        # every put, and count(*) over a large outbox on each of them would cost too much.
+        self._lane_counts: dict[Lane, int] = dict.fromkeys(LANE_PRIORITY, 0)
+        for number, count in self._db.execute("SELECT lane, count(*) FROM outbox GROUP BY lane"):
+            self._lane_counts[_LANE_BY_PRIORITY[int(number)]] = int(count)
+        self._drops: list[DroppedRow] = []
 
     def close(self) -> None:
         """Close the database file (everything committed is already on disk)."""
@@ -124,6 +182,8 @@ class Outbox:
                     (LANE_PRIORITY[lane], numbered.device, numbered.seq, encode(numbered)),
                 )
                 accepted.append(numbered)
+            self._lane_counts[lane] += len(accepted)
+            self._enforce_bound()
         return accepted
 
     def put_events(self, events: Sequence[LocalAlarm], lane: Lane = "alarm") -> None:
@@ -133,6 +193,68 @@ class Outbox:
                 "INSERT INTO outbox(lane, device, seq, payload, kind) VALUES (?, ?, 0, ?, 'event')",
                 [(LANE_PRIORITY[lane], event.gateway, encode(event)) for event in events],
             )
+            self._lane_counts[lane] += len(events)
+            self._enforce_bound()
+
+    def put_waveforms(self, snippets: Sequence[WaveformSnippet], lane: Lane = "waveform") -> None:
+        """Accept waveform snippets durably, by default in the ``waveform`` lane."""
+        with _transaction(self._db):
+            self._db.executemany(
+                "INSERT INTO outbox(lane, device, seq, payload, kind) "
+                "VALUES (?, ?, 0, ?, 'waveform')",
+                [(LANE_PRIORITY[lane], snippet.device, encode(snippet)) for snippet in snippets],
+            )
+            self._lane_counts[lane] += len(snippets)
+            self._enforce_bound()
+
+    # -- the bound ---------------------------------------------------------------------------
+    def _enforce_bound(self) -> None:
+        """Apply the overflow policy inside the caller's transaction (whole or nothing)."""
+        if self.max_rows is None or sum(self._lane_counts.values()) <= self.max_rows:
+            return
+        for lane, count in overflow_drops(self._lane_counts, self.max_rows).items():
+            rows = self._db.execute(
+                "DELETE FROM outbox WHERE id IN "
+                "(SELECT id FROM outbox WHERE lane = ? ORDER BY id LIMIT ?) "
+                "RETURNING device, payload, kind",
+                (LANE_PRIORITY[lane], count),
+            ).fetchall()
+            self._lane_counts[lane] -= len(rows)
+            for device, payload, kind in rows:
+                self._record_drop(_dropped_row(lane, str(kind), str(device), bytes(payload)))
+
+    def _record_drop(self, row: DroppedRow) -> None:
+        self._db.execute(
+            "INSERT INTO outbox_drops(lane, device, count) VALUES (?, ?, 1) "
+            "ON CONFLICT(lane, device) DO UPDATE SET count = count + 1",
+            (row.lane, row.device),
+        )
+        self._db.execute(
+            "INSERT INTO outbox_dropped(device, metric, first_time, last_time, count) "
+            "VALUES (?, ?, ?, ?, 1) ON CONFLICT(device, metric) DO UPDATE SET "
+            "first_time = min(first_time, excluded.first_time), "
+            "last_time = max(last_time, excluded.last_time), count = count + 1",
+            (row.device, row.metric, row.time, row.time),
+        )
+        self._drops.append(row)
+
+    def take_drops(self) -> list[DroppedRow]:
+        """Rows dropped by the overflow policy since the last call (for logs and counters)."""
+        drops, self._drops = self._drops, []
+        return drops
+
+    def drop_counts(self) -> list[tuple[Lane, str, int]]:
+        """Rows dropped so far (cumulative, survives restarts) as (lane, device, count)."""
+        return [
+            (_lane(str(lane)), str(device), int(count))
+            for lane, device, count in self._db.execute(
+                "SELECT lane, device, count FROM outbox_drops ORDER BY lane, device"
+            )
+        ]
+
+    def lane_counts(self) -> dict[Lane, int]:
+        """Rows waiting per lane (kept in memory, exact)."""
+        return dict(self._lane_counts)
 
     def due(self, now: float, limit: int) -> list[OutboxRow]:
         """Rows to (re)send at ``now`` (epoch seconds), most urgent lane first, oldest first."""
@@ -164,7 +286,11 @@ class Outbox:
                 "INSERT INTO outbox_rejected (id, payload, reason, moved_at) VALUES (?, ?, ?, ?)",
                 (row_id, payload, reason, now),
             )
-            self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+            deleted = self._db.execute(
+                "DELETE FROM outbox WHERE id = ? RETURNING lane", (row_id,)
+            ).fetchone()
+            if deleted is not None:
+                self._lane_counts[_LANE_BY_PRIORITY[int(deleted[0])]] -= 1
 
     def rejected(self) -> int:
         """How many rows were set aside as undecodable."""
@@ -180,11 +306,16 @@ class Outbox:
 
     def confirm(self, row_ids: Iterable[int]) -> int:
         """Delete rows the ingest service has durably handled; returns how many were deleted."""
+        deleted = 0
         with _transaction(self._db):
-            cursor = self._db.executemany(
-                "DELETE FROM outbox WHERE id = ?", [(row_id,) for row_id in row_ids]
-            )
-        return cursor.rowcount
+            for row_id in row_ids:
+                row = self._db.execute(
+                    "DELETE FROM outbox WHERE id = ? RETURNING lane", (row_id,)
+                ).fetchone()
+                if row is not None:  # None: dropped by the overflow policy meanwhile
+                    self._lane_counts[_LANE_BY_PRIORITY[int(row[0])]] -= 1
+                    deleted += 1
+        return deleted
 
     def make_all_due(self) -> None:
         """After a reconnect, everything unconfirmed is re-sent (the broker may have lost it)."""
@@ -196,9 +327,52 @@ class Outbox:
         return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
     def depth_by_kind(self) -> dict[ItemKind, int]:
-        """Waiting rows per kind (``reading``, ``event``)."""
+        """Waiting rows per kind (``reading``, ``event``, ``waveform``)."""
         counts = dict(self._db.execute("SELECT kind, count(*) FROM outbox GROUP BY kind"))
-        return {"reading": int(counts.get("reading", 0)), "event": int(counts.get("event", 0))}
+        return {
+            "reading": int(counts.get("reading", 0)),
+            "event": int(counts.get("event", 0)),
+            "waveform": int(counts.get("waveform", 0)),
+        }
+
+
+def _lane(text: str) -> Lane:
+    for lane in LANE_PRIORITY:
+        if lane == text:
+            return lane
+    raise ValueError(f"unknown lane {text!r}")
+
+
+def _dropped_row(lane: Lane, kind: str, device: str, payload: bytes) -> DroppedRow:
+    """Describe a dropped row from its stored payload (JSON written by :func:`vitals.encode`).
+
+    The payload is read as plain JSON, not validated: a row dropped by policy must be
+    accounted for even if it would no longer decode.
+    """
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    if kind == "waveform":
+        return DroppedRow(
+            lane, "waveform", device, str(data.get("channel", "?")), _time(data, "start")
+        )
+    if kind == "event":
+        return DroppedRow(
+            lane, "event", device, str(data.get("kind", "event")), _time(data, "time")
+        )
+    return DroppedRow(lane, "reading", device, str(data.get("metric", "?")), _time(data, "time"))
+
+
+def _time(data: dict[str, object], field: str) -> str:
+    """The row's time as ISO 8601 UTC (as the wire has it), or ``?`` when unreadable."""
+    text = str(data.get(field, ""))
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        return "?"
 
 
 class _transaction:  # noqa: N801 - used as a statement-like context manager

@@ -18,6 +18,13 @@ Pure core, thin shell (STYLE.md):
 - :func:`load_recording` and :class:`ReplaySource` are the shell: they read files (``wfdb`` is
   imported lazily, only for WFDB records) and read the monotonic clock.
 
+ECG waveform records (e.g. MIT-BIH Arrhythmia, 360 Hz, leads MLII and V1-V5) are replayed as
+:class:`vitals.WaveformSnippet` items for the outbox's ``waveform`` lane: every
+``every_s`` seconds of the recording, a snippet of ``snippet_s`` seconds of each ECG lead
+(:func:`ecg_snippets`, pure; :class:`WaveformSchedule` releases a snippet once its last sample
+has "happened"). The samples keep the record's ADC counts (``scale`` = 1 / ADC gain mV), so
+nothing is lost or invented by re-quantising.
+
 Missing values are never replayed as 0 (ARCHITECTURE.md, data contract): in MIMIC numerics a
 0 means the sensor was off (probe off, no cuff) and becomes ``no_value="sensor_off"``; NaN
 (WFDB's "no sample", e.g. NBP between cuff inflations) becomes ``no_value="not_measured"``.
@@ -25,10 +32,12 @@ Missing values are never replayed as 0 (ARCHITECTURE.md, data contract): in MIMI
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import itertools
 import math
+import struct
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +45,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from vitals import NoValue, Reading, VitalsError, is_identifier
+from vitals import NoValue, Reading, VitalsError, WaveformSnippet, is_identifier
 from vitals import metric as catalogue_metric
 
 #: WFDB numerics signal names (MIMIC-II/III waveform databases, PhysioNet) -> catalogue metric.
@@ -58,6 +67,19 @@ REPLAYED: Final = "replayed"
 OFFSET_FLAG: Final = "replay_offset_s="
 
 CSV_COLUMNS: Final = ("subject", "time", "metric", "value")
+
+#: WFDB ECG signal names -> catalogue waveform channel. MIT-BIH's "MLII" (modified limb lead
+#: II) is recorded like lead II; the precordial leads keep their names.
+ECG_SIGNALS: Final[Mapping[str, str]] = {
+    "MLII": "ecg_ii",
+    "II": "ecg_ii",
+    "I": "ecg_i",
+    "III": "ecg_iii",
+    "aVR": "ecg_avr",
+    "aVL": "ecg_avl",
+    "aVF": "ecg_avf",
+    **{f"V{n}": f"ecg_v{n}" for n in range(1, 7)},
+}
 
 
 class ReplayError(VitalsError):
@@ -292,6 +314,159 @@ class ReplaySchedule:
             self._next = 0
 
 
+@dataclass(frozen=True, slots=True)
+class RecordedSnippet:
+    """One waveform snippet of a recording: offset of its first sample, int16 counts."""
+
+    offset_s: float
+    channel: str
+    sample_rate_hz: float
+    scale: float
+    samples: str  # base64 int16le, as on the wire (vitals.WaveformSnippet)
+    n_samples: int
+
+    @property
+    def end_s(self) -> float:
+        """Offset just after the last sample (the snippet is complete then)."""
+        return self.offset_s + self.n_samples / self.sample_rate_hz
+
+
+def ecg_snippets(
+    signal_names: Sequence[str],
+    counts: Sequence[Sequence[int]],
+    fs_hz: float,
+    scales: Sequence[float],
+    *,
+    snippet_s: float = 10.0,
+    every_s: float = 60.0,
+) -> list[RecordedSnippet]:
+    """Cut ECG leads (rows of ADC counts minus baseline) into snippets, sorted by offset.
+
+    One snippet of ``snippet_s`` seconds per lead every ``every_s`` seconds (``every_s`` =
+    ``snippet_s`` gives a continuous strip, ambulance mode). Leads not in
+    :data:`ECG_SIGNALS` are skipped. A trailing part shorter than ``snippet_s`` is dropped.
+    """
+    if fs_hz <= 0 or snippet_s <= 0 or every_s < snippet_s:
+        raise ReplayError("need fs > 0, snippet_s > 0 and every_s >= snippet_s")
+    per_snippet = round(snippet_s * fs_hz)
+    stride = round(every_s * fs_hz)
+    leads = [(i, ECG_SIGNALS[name]) for i, name in enumerate(signal_names) if name in ECG_SIGNALS]
+    out: list[RecordedSnippet] = []
+    for first in range(0, len(counts) - per_snippet + 1, stride):
+        rows = counts[first : first + per_snippet]
+        for index, channel in leads:
+            values = [int(row[index]) for row in rows]
+            if any(not -32768 <= v <= 32767 for v in values):
+                raise ReplayError(f"{channel}: ADC counts beyond int16 at sample {first}")
+            packed = base64.b64encode(struct.pack(f"<{len(values)}h", *values)).decode("ascii")
+            out.append(
+                RecordedSnippet(
+                    round(first / fs_hz, 3), channel, fs_hz, scales[index], packed, len(values)
+                )
+            )
+    return out
+
+
+class WaveformSchedule:
+    """Releases recorded snippets, re-based onto ``start``, once their last sample has passed.
+
+    Pure like :class:`ReplaySchedule`; items are :class:`vitals.WaveformSnippet` with the
+    ``replayed`` and ``replay_offset_s=`` quality flags.
+    """
+
+    def __init__(
+        self,
+        recorded: Sequence[RecordedSnippet],
+        start: datetime,
+        speed: float = 1.0,
+        *,
+        subject: str,
+        device: str,
+        incident: str | None = None,
+    ) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self._recorded = sorted(recorded, key=lambda item: (item.end_s, item.channel))
+        self._start = start
+        self._speed = speed
+        self._subject = _check_identifier(subject, "subject")
+        self._device = _check_identifier(device, "device")
+        self._incident = incident
+        self._next = 0
+
+    @property
+    def remaining(self) -> int:
+        """Snippets not released yet."""
+        return len(self._recorded) - self._next
+
+    def due(self, elapsed_wall_s: float) -> list[WaveformSnippet]:
+        """Snippets complete after ``elapsed_wall_s`` seconds of wall time."""
+        horizon = elapsed_wall_s * self._speed
+        out: list[WaveformSnippet] = []
+        while self._next < len(self._recorded) and self._recorded[self._next].end_s <= horizon:
+            item = self._recorded[self._next]
+            out.append(
+                WaveformSnippet(
+                    subject=self._subject,
+                    device=self._device,
+                    channel=item.channel,
+                    start=self._start + timedelta(seconds=item.offset_s),
+                    sample_rate_hz=item.sample_rate_hz,
+                    scale=item.scale,
+                    samples=item.samples,
+                    source="replay",
+                    incident=self._incident,
+                    quality=(REPLAYED, f"{OFFSET_FLAG}{item.offset_s:g}"),
+                )
+            )
+            self._next += 1
+        return out
+
+
+def load_wfdb_waveform(
+    record_path: Path,
+    *,
+    snippet_s: float = 10.0,
+    every_s: float = 60.0,
+    max_seconds: float | None = None,
+) -> list[RecordedSnippet]:
+    """Read an ECG WFDB record's digital samples (``wfdb``) and cut them into snippets.
+
+    Counts are the ADC values minus the baseline (``value_mV = count / adc_gain``), so the
+    snippets carry exactly the recorded resolution (MIT-BIH: 11 bits, 200 counts/mV).
+    """
+    try:
+        import wfdb  # noqa: PLC0415 - optional dependency, only for WFDB replay
+    except ImportError:
+        raise ReplayError(
+            "replaying WFDB records needs the wfdb package: pip install 'vitalstream[replay]'",
+            kind="unsupported",
+        ) from None
+    base = record_path.with_suffix("") if record_path.suffix == ".hea" else record_path
+    try:
+        header: Any = wfdb.rdheader(str(base))
+        sampto = (
+            None
+            if max_seconds is None
+            else min(int(header.sig_len), round(max_seconds * float(header.fs)))
+        )
+        record: Any = wfdb.rdrecord(str(base), physical=False, sampto=sampto)
+    except (OSError, ValueError) as exc:
+        raise ReplayError(f"cannot read WFDB record {base}: {exc}") from None
+    names = list(record.sig_name)
+    if not any(name in ECG_SIGNALS for name in names):
+        raise ReplayError(
+            f"record {base} has no ECG lead vitalstream knows ({', '.join(names)}); "
+            f"known: {', '.join(ECG_SIGNALS)}"
+        )
+    baselines = [int(b) for b in record.baseline]
+    counts = [[int(v) - baselines[i] for i, v in enumerate(row)] for row in record.d_signal]
+    scales = [1.0 / float(gain) for gain in record.adc_gain]
+    return ecg_snippets(
+        names, counts, float(record.fs), scales, snippet_s=snippet_s, every_s=every_s
+    )
+
+
 def _typical_step(recorded: Sequence[RecordedValue]) -> float:
     offsets = sorted({item.offset_s for item in recorded})
     steps = [b - a for a, b in itertools.pairwise(offsets)]
@@ -362,9 +537,10 @@ def load_recording(
 
 
 class Schedule(Protocol):
-    """Anything that releases readings by elapsed wall time (ReplaySchedule, TimeWarpSource)."""
+    """Anything that releases readings (or ECG snippets) by elapsed wall time
+    (ReplaySchedule, WaveformSchedule, TimeWarpSource)."""
 
-    def due(self, elapsed_wall_s: float) -> Sequence[Reading]:
+    def due(self, elapsed_wall_s: float) -> Sequence[Reading | WaveformSnippet]:
         """Readings due after ``elapsed_wall_s`` seconds."""
         ...
 
@@ -384,7 +560,7 @@ class ReplaySource:
         self._clock = clock
         self._started: float | None = None
 
-    def __call__(self) -> Sequence[Reading]:
+    def __call__(self) -> Sequence[Reading | WaveformSnippet]:
         now = self._clock()
         if self._started is None:
             self._started = now

@@ -172,9 +172,13 @@ def simulate_home(patient: SimPatient, start: datetime, end: datetime, seed: int
 
 
 def simulate_ambulance(
-    patient: SimPatient, start: datetime, end: datetime, seed: int
+    patient: SimPatient, start: datetime, end: datetime, seed: int, *, cadence_s: float = 15.0
 ) -> list[Reading]:
-    """An ambulance patient deteriorating towards shock over [start, end), every 15 s."""
+    """An ambulance patient deteriorating towards shock over [start, end), every ``cadence_s``.
+
+    NIBP every 12th step and GCS/temperature every 40th (3 and 10 minutes at the default 15 s);
+    a higher cadence (ambulance mode, e.g. 5 s) makes those proportionally more frequent.
+    """
     rng = random.Random(seed)
     total = (end - start).total_seconds()
     out: list[Reading] = []
@@ -182,7 +186,9 @@ def simulate_ambulance(
     def lerp(first: float, last: float, fraction: float) -> float:
         return first + (last - first) * fraction
 
-    moment = start + timedelta(seconds=15)
+    if cadence_s <= 0:
+        raise ValueError("cadence_s must be positive")
+    moment = start + timedelta(seconds=cadence_s)
     step = 0
     while moment < end:
         f = (moment - start).total_seconds() / total
@@ -206,7 +212,7 @@ def simulate_ambulance(
         for name, value in values.items():
             rounded = round(value, 1) if name == "body_temperature" else round(value)
             out.append(_reading(patient, "monitor", name, rounded, moment))
-        moment += timedelta(seconds=15)
+        moment += timedelta(seconds=cadence_s)
         step += 1
     return out
 

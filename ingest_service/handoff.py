@@ -19,8 +19,9 @@ Flow (docs/handoff.md):
 5. On ``handover``: builds the FHIR Bundle (:mod:`ingest_service.handoff_fhir`), stores it
    (``handoffs``), hands it to the ER receiver and logs the :class:`HandoffReceipt`.
 
-Tables: created by :data:`HANDOFF_SCHEMA` (``CREATE TABLE IF NOT EXISTS``) at start-up until
-it becomes migration 3 of :mod:`ingest_service.schema`.
+Tables: ``incidents``, ``incident_events``, ``pathway_activations``, ``pathway_notifications``
+and ``handoffs``, migration 8 of :mod:`ingest_service.schema` (applied by ``migrate()`` at
+start-up, like every service).
 """
 
 from __future__ import annotations
@@ -49,74 +50,6 @@ from vitals.incident import HandoffReceipt, Incident, IncidentEvent, PathwayActi
 from vitals.settings import VitalstreamSettings
 
 log = logging.getLogger("vitalstream.handoff")
-
-#: The handoff tables (to become migration 3 of ingest_service.schema).
-HANDOFF_SCHEMA = """
-CREATE TABLE IF NOT EXISTS incidents (
-    incident        text         PRIMARY KEY,
-    gateway         text         NOT NULL,
-    subject         text         NOT NULL,
-    pathway         text,
-    state           jsonb        NOT NULL,
-    opened_at       timestamptz  NOT NULL,
-    updated_at      timestamptz  NOT NULL,
-    handed_over_at  timestamptz
-);
-CREATE INDEX IF NOT EXISTS incidents_open ON incidents (updated_at) WHERE handed_over_at IS NULL;
-
-CREATE TABLE IF NOT EXISTS incident_events (
-    event_id     text         PRIMARY KEY,
-    incident     text         NOT NULL,
-    gateway      text         NOT NULL,
-    kind         text         NOT NULL,
-    time         timestamptz  NOT NULL,
-    received_at  timestamptz  NOT NULL,
-    payload      jsonb        NOT NULL
-);
-CREATE INDEX IF NOT EXISTS incident_events_incident ON incident_events (incident, time);
-
-CREATE TABLE IF NOT EXISTS pathway_activations (
-    id                   bigserial    PRIMARY KEY,
-    incident             text         NOT NULL REFERENCES incidents,
-    pathway              text         NOT NULL,
-    team                 text         NOT NULL,
-    reasons              text[]       NOT NULL,
-    missing              text[]       NOT NULL DEFAULT '{}',
-    advice               text[]       NOT NULL DEFAULT '{}',
-    guideline            text         NOT NULL,
-    deadline             timestamptz,
-    finding_received_at  timestamptz  NOT NULL,
-    activated_at         timestamptz  NOT NULL,
-    UNIQUE (incident, pathway)
-);
-
-CREATE TABLE IF NOT EXISTS pathway_notifications (
-    id                             bigserial         PRIMARY KEY,
-    activation_id                  bigint            NOT NULL REFERENCES pathway_activations,
-    channel                        text              NOT NULL,
-    target                         text              NOT NULL,
-    status                         text              NOT NULL,
-    detail                         text,
-    notified_at                    timestamptz       NOT NULL,
-    activation_to_notification_ms  double precision  NOT NULL,
-    acknowledged_at                timestamptz,
-    acknowledged_by                text
-);
-CREATE INDEX IF NOT EXISTS pathway_notifications_activation
-    ON pathway_notifications (activation_id);
-
-CREATE TABLE IF NOT EXISTS handoffs (
-    incident     text         PRIMARY KEY REFERENCES incidents,
-    bundle_id    text         NOT NULL,
-    bundle       jsonb        NOT NULL,
-    created_at   timestamptz  NOT NULL,
-    receipt      jsonb,
-    received_at  timestamptz
-);
-"""
-
-#: Advisory lock so that two services starting together do not race on the DDL.
-_SCHEMA_LOCK = 0x76_73_68_6F  # "vsho"
 
 
 class HandoffSettings(VitalstreamSettings):
@@ -213,7 +146,7 @@ class HandoffService:
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> HandoffService:
         self._conn = psycopg.connect(self.settings.database_url, connect_timeout=5)
-        ensure_schema(self._conn)
+        migrate(self._conn)
         broker = parse_broker_url(self.settings.broker_url)
         self._client.connect_async(broker.host, broker.port, keepalive=20)
         self._client.loop_start()
@@ -440,14 +373,6 @@ class HandoffService:
 # -- storage (plain functions over a connection, so tests and the CLI can use them) ---------
 
 
-def ensure_schema(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-    """Apply the ingest migrations (``readings`` must exist) and the handoff tables."""
-    migrate(conn)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        conn.execute(HANDOFF_SCHEMA.encode())
-
-
 def load_incident(conn: psycopg.Connection[tuple[Any, ...]], incident: str) -> Incident | None:
     """The stored incident, or None."""
     with conn.transaction():
@@ -615,12 +540,10 @@ def write_bundle(path: Path, text: str) -> Path:
 
 
 __all__: Sequence[str] = (
-    "HANDOFF_SCHEMA",
     "ErNotice",
     "HandoffService",
     "HandoffSettings",
     "NotificationRecord",
-    "ensure_schema",
     "latest_vitals",
     "load_activations",
     "load_incident",

@@ -39,7 +39,7 @@ MPI_LOCK = 0x76_73_6D_70
 MERGE_LOCK = 0x76_73_6D_72
 
 #: Alert states that count as open (the ``alerts_one_open`` index of migration 3).
-OPEN_STATES = ("active", "acknowledged")
+OPEN_STATES = ("active", "acknowledged", "snoozed", "shelved")
 #: Rollup tables the plain-PostgreSQL writer keeps (TimescaleDB: continuous aggregates).
 ROLLUP_TABLES = ("readings_5min", "readings_1h")
 MAX_REASON_CHARS = 500

@@ -164,7 +164,8 @@ def write_alerts(conn: Connection, alerts: Sequence[Alert]) -> None:
         cur.executemany(
             "INSERT INTO alerts (subject, rule, severity, time, message, metric, value, state) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (subject, rule) WHERE state IN ('active', 'acknowledged') DO UPDATE "
+            "ON CONFLICT (subject, rule)"
+            " WHERE state IN ('active', 'acknowledged', 'snoozed', 'shelved') DO UPDATE "
             "SET occurrences = alerts.occurrences + 1, last_seen_at = EXCLUDED.time, "
             " condition_cleared_at = NULL",
             [
@@ -178,7 +179,8 @@ def _stamp_clearance(conn: Connection, subject: str, rule: str, at: float, detai
     moment = datetime.fromtimestamp(at, tz=UTC)
     row = conn.execute(
         "UPDATE alerts SET condition_cleared_at = %s WHERE subject = %s AND rule = %s "
-        "AND state IN ('active', 'acknowledged') AND condition_cleared_at IS NULL RETURNING id",
+        "AND state IN ('active', 'acknowledged', 'snoozed', 'shelved') "
+        "AND condition_cleared_at IS NULL RETURNING id",
         (moment, subject, rule),
     ).fetchone()
     if row is None:

@@ -259,6 +259,218 @@ CREATE TABLE devices (
 CREATE INDEX devices_gateway ON devices (gateway);
 """,
     ),
+    (
+        8,
+        "pre-hospital handoff: incidents, crew events, pathway activations, ER notifications,"
+        " handoff bundles (ingest_service.handoff, issue 9)",
+        """
+-- IF NOT EXISTS on purpose: before this migration the handoff service created these tables
+-- itself at start-up (the same DDL), so a database it already ran on has them, with rows
+-- worth keeping. There this migration only records itself; elsewhere it creates them.
+CREATE TABLE IF NOT EXISTS incidents (
+    incident        text         PRIMARY KEY,
+    gateway         text         NOT NULL,
+    subject         text         NOT NULL,
+    pathway         text,
+    state           jsonb        NOT NULL,
+    opened_at       timestamptz  NOT NULL,
+    updated_at      timestamptz  NOT NULL,
+    handed_over_at  timestamptz
+);
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents (updated_at) WHERE handed_over_at IS NULL;
+
+-- Every crew event once (event_id: QoS 1 may deliver twice), also those of unknown incidents.
+CREATE TABLE IF NOT EXISTS incident_events (
+    event_id     text         PRIMARY KEY,
+    incident     text         NOT NULL,
+    gateway      text         NOT NULL,
+    kind         text         NOT NULL,
+    time         timestamptz  NOT NULL,
+    received_at  timestamptz  NOT NULL,
+    payload      jsonb        NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incident_events_incident ON incident_events (incident, time);
+
+-- Each pathway activates at most once per incident.
+CREATE TABLE IF NOT EXISTS pathway_activations (
+    id                   bigserial    PRIMARY KEY,
+    incident             text         NOT NULL REFERENCES incidents,
+    pathway              text         NOT NULL,
+    team                 text         NOT NULL,
+    reasons              text[]       NOT NULL,
+    missing              text[]       NOT NULL DEFAULT '{}',
+    advice               text[]       NOT NULL DEFAULT '{}',
+    guideline            text         NOT NULL,
+    deadline             timestamptz,
+    finding_received_at  timestamptz  NOT NULL,
+    activated_at         timestamptz  NOT NULL,
+    UNIQUE (incident, pathway)
+);
+
+-- One row per ER channel an activation was sent on; the team's acknowledgement of the
+-- pre-alert fills acknowledged_at/by (ER board, API, CLI).
+CREATE TABLE IF NOT EXISTS pathway_notifications (
+    id                             bigserial         PRIMARY KEY,
+    activation_id                  bigint            NOT NULL REFERENCES pathway_activations,
+    channel                        text              NOT NULL,
+    target                         text              NOT NULL,
+    status                         text              NOT NULL,
+    detail                         text,
+    notified_at                    timestamptz       NOT NULL,
+    activation_to_notification_ms  double precision  NOT NULL,
+    acknowledged_at                timestamptz,
+    acknowledged_by                text
+);
+CREATE INDEX IF NOT EXISTS pathway_notifications_activation
+    ON pathway_notifications (activation_id);
+
+-- The FHIR handoff Bundle of an incident and the hospital's receipt.
+CREATE TABLE IF NOT EXISTS handoffs (
+    incident     text         PRIMARY KEY REFERENCES incidents,
+    bundle_id    text         NOT NULL,
+    bundle       jsonb        NOT NULL,
+    created_at   timestamptz  NOT NULL,
+    receipt      jsonb,
+    received_at  timestamptz
+);
+""",
+    ),
+    (
+        10,
+        "API login: users, service clients, revoked tokens (ingest_service.users, issue 10)",
+        """
+-- People who log in with a password (OAuth2 password grant). role decides what the token may
+-- read (ingest_service.api.access): a patient's token carries their own subject, a doctor's
+-- the contracted subjects. password_hash is an argon2id PHC string (argon2-cffi).
+CREATE TABLE users (
+    username             text         PRIMARY KEY,
+    role                 text         NOT NULL CHECK (role IN ('patient', 'doctor', 'er', 'admin')),
+    subject              text,
+    contracted_subjects  text[]       NOT NULL DEFAULT '{}',
+    password_hash        text         NOT NULL,
+    disabled             boolean      NOT NULL DEFAULT false,
+    created_at           timestamptz  NOT NULL,
+    CHECK ((role = 'patient') = (subject IS NOT NULL)),
+    CHECK (role = 'doctor' OR contracted_subjects = '{}')
+);
+
+-- Services that log in as themselves (OAuth2 client-credentials grant), e.g. a regional
+-- platform. secret_hash is argon2id like a password; scopes are what the client may ask for.
+CREATE TABLE api_clients (
+    client_id    text         PRIMARY KEY,
+    secret_hash  text         NOT NULL,
+    role         text         NOT NULL CHECK (role IN ('service', 'er', 'admin')),
+    scopes       text[]       NOT NULL DEFAULT '{}',
+    disabled     boolean      NOT NULL DEFAULT false,
+    created_at   timestamptz  NOT NULL
+);
+
+-- Tokens refused before they expire (POST /api/v1/auth/revoke). Only the id (jti) is kept,
+-- never the token. Rows older than the longest token lifetime no longer matter.
+CREATE TABLE revoked_tokens (
+    jti         text         PRIMARY KEY,
+    revoked_at  timestamptz  NOT NULL,
+    by          text         NOT NULL,
+    reason      text         NOT NULL DEFAULT ''
+);
+CREATE INDEX revoked_tokens_revoked_at ON revoked_tokens (revoked_at);
+""",
+    ),
+    (
+        9,
+        "alert lifecycle: snooze, shelve, escalation, who acknowledged/resolved, transitions"
+        " (ingest_service.alert_lifecycle)",
+        """
+-- What the lifecycle (alert_rules.lifecycle.TrackedAlert) keeps per alert. active_since is
+-- when the alert last started waiting for a human (raised, or woken from a snooze/shelf):
+-- the escalation clock. pending_notice is a notification an action asked for (a manual
+-- escalation) that the ingest service's lifecycle tick sends, as it holds the notifier.
+ALTER TABLE alerts ADD COLUMN snoozed_until timestamptz,
+    ADD COLUMN shelved_until timestamptz,
+    ADD COLUMN escalation_level integer NOT NULL DEFAULT 0 CHECK (escalation_level >= 0),
+    ADD COLUMN acknowledged_at timestamptz,
+    ADD COLUMN acknowledged_by text,
+    ADD COLUMN resolved_at timestamptz,
+    ADD COLUMN resolved_by text,
+    ADD COLUMN notified_at timestamptz,
+    ADD COLUMN renotified integer NOT NULL DEFAULT 0 CHECK (renotified >= 0),
+    ADD COLUMN active_since timestamptz NOT NULL DEFAULT now(),
+    ADD COLUMN pending_notice text;
+UPDATE alerts SET active_since = created_at;
+
+-- Every lifecycle transition (who, when, why); each one also has an audit_log row (audit_id).
+-- note is what a person typed (NULL for the system and for an action without a note).
+CREATE TABLE alert_transitions (
+    id                bigserial    PRIMARY KEY,
+    alert_id          bigint       NOT NULL REFERENCES alerts (id),
+    action            text         NOT NULL,
+    from_state        text,
+    to_state          text         NOT NULL,
+    at                timestamptz  NOT NULL,
+    actor             text         NOT NULL,
+    reason            text         NOT NULL,
+    note              text,
+    escalation_level  integer,
+    audit_id          bigint
+);
+CREATE INDEX alert_transitions_alert ON alert_transitions (alert_id, at);
+CREATE INDEX alert_transitions_actor ON alert_transitions (actor, at);
+
+-- Acknowledgements and resolutions made before this migration live in the audit log only.
+INSERT INTO alert_transitions
+    (alert_id, action, from_state, to_state, at, actor, reason, note, audit_id)
+SELECT a.id, CASE l.action WHEN 'alert_acknowledged' THEN 'acknowledge' ELSE 'resolve' END,
+       l.detail->>'from_state', coalesce(l.detail->>'to_state', substr(l.action, 7)), l.time,
+       l.actor, coalesce(l.detail->>'why', ''), nullif(l.detail->>'note', ''), l.id
+FROM audit_log l JOIN alerts a ON l.resource = 'alert/' || a.id::text
+WHERE l.action IN ('alert_acknowledged', 'alert_resolved')
+ORDER BY l.id;
+UPDATE alerts a SET acknowledged_at = t.at, acknowledged_by = t.actor
+FROM (SELECT DISTINCT ON (alert_id) alert_id, at, actor FROM alert_transitions
+      WHERE to_state = 'acknowledged' ORDER BY alert_id, id) t
+WHERE t.alert_id = a.id;
+UPDATE alerts a SET resolved_at = t.at, resolved_by = t.actor
+FROM (SELECT DISTINCT ON (alert_id) alert_id, at, actor FROM alert_transitions
+      WHERE to_state = 'resolved' ORDER BY alert_id, id DESC) t
+WHERE t.alert_id = a.id AND a.state = 'resolved';
+
+-- Snoozed and shelved alerts are still open: a recurrence folds into them (rules_runner's
+-- ON CONFLICT names the same predicate) instead of opening a second alert.
+DROP INDEX alerts_one_open;
+CREATE UNIQUE INDEX alerts_one_open ON alerts (subject, rule)
+    WHERE state IN ('active', 'acknowledged', 'snoozed', 'shelved');
+-- The lifecycle tick's work list: what may expire, escalate or be re-notified.
+CREATE INDEX alerts_lifecycle_due ON alerts (state)
+    WHERE state IN ('active', 'snoozed', 'shelved') OR pending_notice IS NOT NULL;
+""",
+    ),
+    (
+        11,
+        "ECG waveform snippets from gateways (.../waveform, ingest_service.waveforms, issue 6)",
+        """
+-- One row per snippet: int16 little-endian samples as sent (value_mV = count * scale).
+-- The key makes a snippet re-sent by the edge outbox harmless.
+CREATE TABLE waveforms (
+    device          text              NOT NULL,
+    channel         text              NOT NULL,
+    start_time      timestamptz       NOT NULL,
+    subject         text              NOT NULL,
+    gateway         text              NOT NULL,
+    sample_rate_hz  double precision  NOT NULL,
+    unit            text              NOT NULL,
+    scale           double precision  NOT NULL,
+    n_samples       integer           NOT NULL,
+    samples         bytea             NOT NULL,
+    source          text              NOT NULL,
+    incident        text,
+    quality         text[]            NOT NULL DEFAULT '{}',
+    batch_id        text              NOT NULL,
+    received_at     timestamptz       NOT NULL,
+    PRIMARY KEY (device, channel, start_time)
+);
+CREATE INDEX waveforms_subject_start ON waveforms (subject, start_time DESC);
+""",
+    ),
 )
 
 _READINGS_COLUMNS = """
@@ -377,7 +589,7 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> DatabaseKind:
         )
         done = {int(str(r[0])) for r in conn.execute("SELECT version FROM schema_migrations")}
         timescale = timescale_available(conn)
-        for version, description, sql in MIGRATIONS:
+        for version, description, sql in sorted(MIGRATIONS):
             if version in done:
                 continue
             conn.execute(sql.encode())

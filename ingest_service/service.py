@@ -30,7 +30,7 @@ from psycopg.errors import TransactionRollback
 from psycopg.types.json import Jsonb
 
 from alert_rules import EngineOutput
-from ingest_service import partitions
+from ingest_service import alert_lifecycle, partitions
 from ingest_service.devices import DeviceRegistry
 from ingest_service.notifier import Notifier
 from ingest_service.rules_runner import RuleRunner
@@ -43,6 +43,7 @@ from ingest_service.storage import (
     upsert_gateway_status,
 )
 from ingest_service.validate import AcceptedBatch, validate_message
+from ingest_service.waveforms import store_waveforms
 from vitals import (
     BatchAck,
     EventBatch,
@@ -81,6 +82,7 @@ class IngestCounters:
     alerts: int = 0
     commits: int = 0
     events: int = 0  # event batches from gateways (local alarms) stored
+    waveforms: int = 0  # ECG snippets from gateways stored (first time)
 
 
 class IngestService:
@@ -190,6 +192,7 @@ class IngestService:
                 (self._shared(subscription("readings", prefix)), 1),
                 (self._shared(subscription("status", prefix)), 1),
                 (self._shared(subscription("events", prefix)), 1),
+                (self._shared(subscription("waveform", prefix)), 1),
             ]
         )
         self._session += 1
@@ -313,8 +316,12 @@ class IngestService:
         deliveries: list[Delivery] = []
         statuses: list[GatewayStatus] = []
         events: list[_Message] = []
+        waveforms: list[tuple[str, bytes]] = []
         for message in messages:
             kind = _topic_kind(message.topic, prefix)
+            if kind == "waveform":
+                waveforms.append((message.topic, message.payload))
+                continue
             if kind == "events":
                 events.append(message)
                 continue
@@ -343,6 +350,7 @@ class IngestService:
             for status in statuses:
                 upsert_gateway_status(conn, status)
             event_acks, events_bad = _store_events(conn, events, now, prefix)
+            wave_acks, waves_stored, waves_bad = store_waveforms(conn, waveforms, now, prefix)
         # Committed: now (and only now) release the broker's copies and confirm to the edge.
         if judged is not None:
             self._rules.adopt(judged, {r.subject for r in result.inserted})
@@ -351,12 +359,14 @@ class IngestService:
                 self._client.ack(message.mid, message.qos)
         self._confirm_to_gateways(deliveries)
         self._confirm_events(event_acks)
+        self._confirm_events(wave_acks)
         if judged is not None:
             self._notifier.submit(judged.alerts)
         self.counters.messages += len(messages)
         self.counters.stored += len(result.inserted)
         self.counters.duplicates += result.duplicates
-        self.counters.dead_lettered += result.dead_lettered + events_bad
+        self.counters.dead_lettered += result.dead_lettered + events_bad + waves_bad
+        self.counters.waveforms += waves_stored
         self.counters.events += sum(len(ids) for ids in event_acks.values())
         self.counters.alerts += len(judged.alerts) if judged is not None else 0
         self.counters.commits += 1
@@ -394,6 +404,8 @@ class IngestService:
             conn.commit()
             if judged is not None:
                 self._notifier.submit(judged.alerts)  # stale-data alerts, now committed
+            # Snooze/shelve expiries, escalation, re-notification (commits on its own).
+            self._notifier.submit_lifecycle(alert_lifecycle.tick(conn, now).notices)
         except psycopg.Error as exc:
             log.warning("rule maintenance skipped (%s)", exc)
             conn.rollback()

@@ -6,8 +6,12 @@ each carries ``schema_version`` so a consumer can reject what it does not unders
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
+import struct
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
@@ -155,6 +159,11 @@ class GatewayStatus(_Frozen):
     config_version: int | None = Field(default=None, ge=1)
     #: Why the last down-link config was refused (None once one is applied).
     config_error: str | None = None
+    #: Rows the outbox dropped by its overflow policy, per lane and device (cumulative).
+    dropped: tuple[DroppedCount, ...] = ()
+    #: Ambulance mode: the last GPS fix and the crude ETA to the destination hospital.
+    position: Position | None = None
+    eta: Eta | None = None
 
 
 class Alert(_Frozen):
@@ -270,3 +279,152 @@ class GatewayConfig(_Frozen):
         if len(names) != len(set(names)):
             raise ValueError("two thresholds have the same name")
         return self
+
+
+# -- outbox overflow, ambulance position/ETA, ECG waveform lane (issue 6) ----------------------
+
+
+class DroppedCount(_Frozen):
+    """Rows an edge outbox dropped by its overflow policy, per lane and device (cumulative).
+
+    The policy (docs/reliability.md) drops backfill first, then waveform, then vitals, and
+    never alarms; the counts persist in the outbox file, so they survive restarts.
+    """
+
+    lane: Lane
+    device: Identifier
+    count: int = Field(ge=1)
+
+
+class Position(_Frozen):
+    """A GPS fix (NMEA 0183 ``$GPRMC``/``$GPGGA``): WGS 84 degrees, UTC time of the fix."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    time: AwareDatetime
+    speed_kmh: float | None = Field(default=None, ge=0)
+    course_deg: float | None = Field(default=None, ge=0, lt=360)
+    source: Literal["gps", "replay", "sim"] = "gps"
+
+
+class Eta(_Frozen):
+    """A crude estimate of arrival at the destination hospital.
+
+    Great-circle distance divided by a speed estimate (docs/edge.md): roads are longer than
+    the great circle and traffic is not modelled, so this is a hint for the receiving team,
+    not a promise.
+    """
+
+    destination: str
+    distance_km: float = Field(ge=0)
+    speed_kmh: float = Field(gt=0)
+    arrival: AwareDatetime
+    method: Literal["great_circle"] = "great_circle"
+
+
+class WaveformSnippet(_Frozen):
+    """A few seconds of one waveform channel (e.g. ECG lead II), sent on ``.../waveform``.
+
+    Wire format (docs/edge.md): ``samples`` is base64 of little-endian int16 counts;
+    ``value_mV = count * scale``. 10 s of MIT-BIH MLII at 360 Hz with ``scale`` = 0.005 mV
+    (the record's ADC gain of 200/mV) is 7 200 bytes of int16, 9 600 characters of base64,
+    about 9.9 kB of JSON in all (a JSON list of floats would be 2-3 times that). Idempotency
+    key: (device, channel, start).
+    """
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    subject: Identifier
+    device: Identifier
+    channel: Annotated[str, StringConstraints(pattern=r"^ecg_[a-z0-9]{1,3}$")]
+    start: AwareDatetime
+    sample_rate_hz: float = Field(gt=0, le=10_000)
+    unit: Literal["mV"] = "mV"
+    scale: float = Field(gt=0)
+    encoding: Literal["int16le-base64"] = "int16le-base64"
+    samples: str = Field(min_length=4, max_length=400_000)
+    source: Source
+    incident: Identifier | None = None
+    quality: tuple[str, ...] = ()
+
+    @field_validator("start")
+    @classmethod
+    def _start_utc(cls, moment: datetime) -> datetime:
+        return utc(moment)
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, name: str) -> str:
+        try:
+            spec = catalogue_metric(name)
+        except UnknownMetricError as exc:
+            raise ValueError(exc.detail) from None
+        if not spec.waveform:
+            raise ValueError(f"{name} is not a waveform channel")
+        return name
+
+    @field_validator("samples")
+    @classmethod
+    def _int16_base64(cls, text: str) -> str:
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("samples is not base64") from None
+        if len(raw) % 2:
+            raise ValueError("samples is not a whole number of int16 values")
+        return text
+
+    @property
+    def n_samples(self) -> int:
+        """How many samples the snippet carries."""
+        return len(base64.b64decode(self.samples)) // 2
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the snippet in seconds."""
+        return self.n_samples / self.sample_rate_hz
+
+    def counts(self) -> list[int]:
+        """The raw int16 sample counts."""
+        raw = base64.b64decode(self.samples)
+        return list(struct.unpack(f"<{len(raw) // 2}h", raw))
+
+    def values_mv(self) -> list[float]:
+        """The samples in millivolts."""
+        return [count * self.scale for count in self.counts()]
+
+    @property
+    def key(self) -> tuple[str, str, datetime]:
+        """The idempotency key (device, channel, start)."""
+        return (self.device, self.channel, self.start)
+
+
+def encode_samples(values_mv: Sequence[float], scale: float) -> str:
+    """Quantise millivolt samples to int16 counts of ``scale`` mV and base64 them.
+
+    Raises ValueError when a value does not fit int16 at this scale (choose a larger scale).
+    """
+    if scale <= 0:
+        raise ValueError("scale must be positive")
+    counts: list[int] = []
+    for value in values_mv:
+        if not math.isfinite(value):
+            raise ValueError("waveform samples must be finite")
+        count = round(value / scale)
+        if not -32768 <= count <= 32767:
+            raise ValueError(f"{value} mV does not fit int16 at {scale} mV per count")
+        counts.append(count)
+    return base64.b64encode(struct.pack(f"<{len(counts)}h", *counts)).decode("ascii")
+
+
+class WaveformBatch(_Frozen):
+    """What a gateway publishes on ``.../waveform``; acknowledged like a :class:`Batch`."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    batch_id: Identifier
+    gateway: Identifier
+    sent_at: AwareDatetime
+    snippets: tuple[WaveformSnippet, ...] = Field(min_length=1)
+
+
+# GatewayStatus names models defined after it (position, eta, dropped counts).
+GatewayStatus.model_rebuild()

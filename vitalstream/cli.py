@@ -19,6 +19,7 @@ from vitalstream.commands.device import device_app
 from vitalstream.commands.edge import edge_app
 from vitalstream.commands.enrol import enrol_command
 from vitalstream.commands.handoff import handoff_app
+from vitalstream.commands.incident import incident_app
 from vitalstream.commands.ingest import ingest_app
 from vitalstream.commands.pki import pki_app
 from vitalstream.commands.rhythm import rhythm_app
@@ -26,6 +27,7 @@ from vitalstream.commands.security import security_app
 from vitalstream.commands.serve import serve_command
 from vitalstream.commands.subject import subject_app
 from vitalstream.commands.token import token_command
+from vitalstream.commands.user import client_app, user_app
 
 app = typer.Typer(
     name="vitalstream",
@@ -71,12 +73,15 @@ app.command("enrol")(enrol_command)
 app.add_typer(audit_app, name="audit")
 app.add_typer(pki_app, name="pki")
 app.add_typer(handoff_app, name="handoff")
+app.add_typer(incident_app, name="incident")
 app.command("serve")(serve_command)
 app.command("token")(token_command)
 app.command("config")(config_command)
 app.add_typer(subject_app, name="subject")
 app.add_typer(card_app, name="card")
 app.add_typer(security_app, name="security")
+app.add_typer(user_app, name="user")
+app.add_typer(client_app, name="client")
 
 
 def main() -> None:

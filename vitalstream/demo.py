@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -412,6 +412,13 @@ def _forget_demo_sessions(
 def _summarise(database_url: str, agents: list[EdgeAgent]) -> dict[str, Any]:
     gateways = [agent.gateway for agent in agents]
     accepted = set().union(*(agent.counters.accepted_keys for agent in agents))
+    # Dropped by the outbox's overflow policy (docs/reliability.md): reported, not lost.
+    dropped = {
+        (device, metric, datetime.fromisoformat(moment).astimezone(UTC).isoformat())
+        for agent in agents
+        for device, metric, moment in agent.counters.dropped_keys
+        if moment != "?"
+    }
     with psycopg.connect(database_url) as conn:
         stored_rows = conn.execute(
             "SELECT device, metric, time FROM readings WHERE gateway = ANY(%s)", (gateways,)
@@ -458,7 +465,8 @@ def _summarise(database_url: str, agents: list[EdgeAgent]) -> dict[str, Any]:
         "stored": len(stored),
         "duplicates_dropped": int(duplicates[0]) if duplicates else 0,
         "duplicates_stored": int(stored_twice[0]) if stored_twice else 0,
-        "lost": len(accepted - stored - dead),
+        "lost": len(accepted - stored - dead - dropped),
+        "dropped_by_policy": len(dropped),
         "dead_lettered": int(dead_total[0]) if dead_total else 0,
         "alerts": {str(rule): int(count) for rule, count in alerts},
         "handoffs": 0,

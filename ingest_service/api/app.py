@@ -18,6 +18,9 @@ from fastapi.responses import JSONResponse
 from ingest_service.api.db import make_pool
 from ingest_service.api.deps import principal
 from ingest_service.api.routers import alerts, audit, dead_letters, gateways, health, subjects
+from ingest_service.api.routers.alert_actions import router as alert_actions_router
+from ingest_service.api.routers.auth import router as auth_router
+from ingest_service.api.routers.incidents import router as incidents_router
 from ingest_service.api.settings import ApiSettings
 from ingest_service.api.tokens import load_signing_key
 from ingest_service.schema import migrate, storage_kind
@@ -70,7 +73,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(principal)])
     for module in (subjects, gateways, dead_letters, alerts, audit):
         api.include_router(module.router)
+    api.include_router(alert_actions_router)  # POST /alerts/{id}/ack|resolve|snooze|...
+    api.include_router(incidents_router)
     app.include_router(api)
+    app.include_router(auth_router)  # /api/v1/auth: its token endpoint is the login
     app.include_router(health.router)
     from ingest_service.web import router as web_router  # noqa: PLC0415 (web imports api)
 

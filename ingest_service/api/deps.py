@@ -6,8 +6,9 @@ an endpoint cannot be added without it; a test walks the route table to prove it
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import psycopg
@@ -15,11 +16,11 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ingest_service import audit
+from ingest_service import audit, users
 from ingest_service.api.access import may_read_subject
 from ingest_service.api.db import Connection
 from ingest_service.api.settings import ApiSettings
-from ingest_service.api.tokens import Principal, Role, TokenError, decode_token
+from ingest_service.api.tokens import LEEWAY_S, Principal, Role, TokenError, decode_token
 
 #: Declares the scheme in OpenAPI (the /docs "Authorize" button); errors are ours (401).
 bearer_scheme = HTTPBearer(auto_error=False, description="A token from `vitalstream token`.")
@@ -49,8 +50,39 @@ def principal(
         who = decode_token(key, credentials.credentials)
     except TokenError as error:
         raise _unauthorised(error.detail) from None
+    if token_refused(request, who):
+        raise _unauthorised("token revoked or account disabled")
     request.state.principal = who
     return who
+
+
+def revocations(request: Request) -> users.RevocationCache:
+    """The app's revocation list (created on first use; reloaded every couple of seconds)."""
+    cache: users.RevocationCache | None = getattr(request.app.state, "revocations", None)
+    if cache is not None:
+        return cache
+    pool: ConnectionPool[Connection] = request.app.state.pool
+    # A revoked token is refused until it would have expired; none lives longer than this.
+    horizon = timedelta(seconds=api_settings(request).api_token_max_ttl_s + LEEWAY_S)
+
+    def load() -> users.RevocationSnapshot:
+        with pool.connection() as conn:
+            return users.load_revocations(conn, datetime.now(UTC) - horizon)
+
+    cache = users.RevocationCache(load)
+    request.app.state.revocations = cache
+    return cache
+
+
+def token_refused(request: Request, who: Principal) -> bool:
+    """Whether ``who``'s token is revoked or its account disabled (503 when the list cannot
+    be read: fail closed). Shared by the API and the web pages."""
+    try:
+        return revocations(request).is_refused(time.monotonic(), who.token_id, who.user)
+    except (PoolTimeout, psycopg.Error):
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail="revocation list unavailable"
+        ) from None
 
 
 def connection(request: Request) -> Iterator[Connection]:

@@ -3,10 +3,12 @@
 Pure core: :func:`mint_token` and :func:`decode_token` take the key and ``now`` as inputs.
 File shell: :func:`load_signing_key` reads (or, on first use, creates) the key file.
 
-Why HS256 and one shared key: the API is the only verifier and ``vitalstream token`` (run by
-an operator on the same host) the only issuer, so an asymmetric pair would add key handling
-without adding a party that may verify but not sign. Tokens are short-lived (15 min default)
-because there is no revocation list yet: expiry is what ends a leaked token.
+Why HS256 and one shared key: the API is the only verifier and the only issuers are the API's
+own login (``/api/v1/auth/token``) and ``vitalstream token`` (run by an operator on the same
+host), so an asymmetric pair would add key handling without adding a party that may verify
+but not sign. Tokens are short-lived (15 min default); a leaked one is ended sooner through
+the revocation list (``revoked_tokens``, checked by ``ingest_service.api.deps.principal``),
+which names tokens by their ``jti``.
 
 Claims: ``sub`` (the user), ``role`` (one of :data:`ROLES`), ``iat``/``exp``/``nbf``, ``iss`` =
 ``vitalstream``, ``aud`` = ``vitalstream-api``, ``jti`` (so an audit row names one token), and

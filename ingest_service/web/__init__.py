@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ingest_service.web import assets, doctor, login, patient
+from ingest_service.web import assets, doctor, er, followup, login, patient
 
 router = APIRouter()
-for _module in (login, doctor, patient, assets):
+for _module in (login, doctor, patient, er, followup, assets):
     router.include_router(_module.router)
 
 __all__ = ["router"]

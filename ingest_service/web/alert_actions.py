@@ -6,9 +6,8 @@ resolved one, changes nothing); this shell writes the new ``alerts.state`` and o
 per transition (who, role, token, from where, why) in the same transaction, with the alert
 row locked so two doctors clicking at once cannot both "acknowledge" it.
 
-Only ``active`` / ``acknowledged`` / ``resolved`` exist in the ``alerts`` table (its
-``alerts_one_open`` index counts the first two as open); snooze, shelve and escalation need a
-column for their expiry and contact level and are not offered yet (docs/web.md).
+Snooze, shelve and escalate go the same way (:mod:`ingest_service.alert_lifecycle`, which
+also writes ``alert_transitions``); ``decide`` below is the acknowledge/resolve decision alone.
 """
 
 from __future__ import annotations
@@ -21,18 +20,19 @@ from typing import Literal
 from fastapi import Request
 
 from alert_rules import lifecycle
-from ingest_service.api.access import may_read_subject
+from ingest_service import alert_lifecycle
+from ingest_service.api.access import visible_subjects
 from ingest_service.api.db import Connection
-from ingest_service.api.deps import record
+from ingest_service.api.routers.alert_actions import request_context
 from ingest_service.api.tokens import Principal
 from ingest_service.web import queries
 from ingest_service.web.queries import AlertRow
 from ingest_service.web.session import PageError
 from vitals import Severity
 
-Action = Literal["acknowledge", "resolve"]
-ACTIONS: tuple[Action, ...] = ("acknowledge", "resolve")
-MAX_NOTE = 1000
+Action = alert_lifecycle.Action
+ACTIONS: tuple[Action, ...] = alert_lifecycle.ACTIONS
+MAX_NOTE = alert_lifecycle.MAX_NOTE
 _SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
 
 
@@ -73,7 +73,7 @@ def tracked(alert: AlertRow) -> lifecycle.TrackedAlert | None:
 
 
 def decide(
-    alert: AlertRow, action: Action, by: str, now: datetime, note: str
+    alert: AlertRow, action: Literal["acknowledge", "resolve"], by: str, now: datetime, note: str
 ) -> list[lifecycle.Transition]:
     """The lifecycle's transitions for ``action`` on the stored alert (pure)."""
     current = tracked(alert)
@@ -98,56 +98,34 @@ def apply(
     action: Action,
     note: str,
     now: datetime,
+    until: datetime | None = None,
 ) -> Outcome:
-    """Run ``action`` on the alert as ``who``; 404 / 403 pages when it is not theirs."""
-    if len(note) > MAX_NOTE:
-        raise PageError(422, "invalid_input")
-    if action == "resolve" and not note:
-        raise PageError(422, "invalid_input")
-    resource = f"alert/{alert_id}"
-    with conn.transaction():
-        alert = queries.alert_by_id(conn, alert_id, lock=True)
-        if alert is None:
-            raise PageError(404, "not_found")
-        if not may_read_subject(who, alert.subject):
-            record(
-                conn,
-                request,
-                who,
-                resource,
-                {"subject": alert.subject, "reason": "not permitted", "want": action},
-                action="write_denied",
-            )
-            denied = True
-        else:
-            denied = False
-            transitions = decide(alert, action, who.actor, now, note)
-            for step in transitions:
-                conn.execute(
-                    "UPDATE alerts SET state = %s WHERE id = %s", (step.to_status, alert.id)
-                )
-                record(
-                    conn,
-                    request,
-                    who,
-                    resource,
-                    {
-                        "subject": alert.subject,
-                        "rule": alert.rule,
-                        "severity": alert.severity,
-                        "from_state": step.from_status,
-                        "to_state": step.to_status,
-                        "note": note or None,
-                        "why": step.why,
-                        "via": "web",
-                    },
-                    action=f"alert_{step.to_status}",
-                )
-    if denied:
-        # The transaction above committed the denial row; now refuse.
+    """Run ``action`` on the alert as ``who``; 404 / 403 / 409 / 422 pages when it cannot be.
+
+    The work is :func:`ingest_service.alert_lifecycle.act`: state, ``alert_transitions`` and
+    audit rows in one transaction (a refusal for another doctor's patient is audited too).
+    """
+    allowed = visible_subjects(who)
+    try:
+        outcome = alert_lifecycle.act(
+            conn,
+            alert_id,
+            action,
+            who.actor,
+            now,
+            note=note,
+            until=until,
+            may_act=frozenset(allowed) if allowed is not None else None,
+            context=request_context(request, who, "web"),
+        )
+    except alert_lifecycle.ActionError as error:
+        code = {"not_found": 404, "closed": 409, "invalid": 422}[error.kind]
+        message = {"not_found": "not_found", "closed": "conflict", "invalid": "invalid_input"}
+        raise PageError(code, message[error.kind]) from None
+    if outcome.denied:
         raise PageError(403, "not_permitted")
     with conn.transaction():
         after = queries.alert_by_id(conn, alert_id)
         assert after is not None
         (shown,) = queries.with_handling(conn, [after])
-    return Outcome(alert=shown, changed=bool(transitions))
+    return Outcome(alert=shown, changed=outcome.changed)

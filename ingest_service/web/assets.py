@@ -21,6 +21,8 @@ ASSETS: dict[str, str] = {
     "app.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
+    "er.js": "text/javascript; charset=utf-8",
+    "er.css": "text/css; charset=utf-8",
 }
 
 

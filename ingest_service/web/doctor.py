@@ -215,6 +215,28 @@ def _back_to(form: Mapping[str, list[str]]) -> str:
     return "/doctor/alerts"
 
 
+#: Choices the inbox offers: snooze minutes (lifecycle maximum 4 h), shelf hours (7 days).
+SNOOZE_MINUTES: tuple[int, ...] = (15, 30, 60, 120, 240)
+SHELVE_HOURS: tuple[int, ...] = (8, 24, 72, 168)
+_PROBLEMS: Mapping[str, str] = {
+    "resolve": "A note is required to resolve an alert.",
+    "shelve": "A reason and a shelf time are required to shelve an alert.",
+    "snooze": "Choose how long to snooze the alert.",
+}
+_DONE: Mapping[str, str] = {
+    "acknowledge": "acknowledged",
+    "resolve": "resolved",
+    "snooze": "snoozed",
+    "shelve": "shelved",
+    "escalate": "escalated",
+}
+
+
+def _expiry(form: Mapping[str, list[str]], name: str, choices: tuple[int, ...]) -> int | None:
+    value = field(form, name)
+    return int(value) if value.isdigit() and int(value) in choices else None
+
+
 def _act(
     request: Request,
     seen: Viewer,
@@ -227,8 +249,14 @@ def _act(
     check_csrf(request, seen, form)
     note = field(form, "note")
     htmx = request.headers.get("hx-request") == "true"
+    now = datetime.now(UTC)
+    until: datetime | None = None
+    if action == "snooze" and (minutes := _expiry(form, "minutes", SNOOZE_MINUTES)):
+        until = now + timedelta(minutes=minutes)
+    elif action == "shelve" and (hours := _expiry(form, "hours", SHELVE_HOURS)):
+        until = now + timedelta(hours=hours)
     try:
-        outcome = alert_actions.apply(conn, request, who, alert_id, action, note, datetime.now(UTC))
+        outcome = alert_actions.apply(conn, request, who, alert_id, action, note, now, until)
     except PageError as error:
         if not (htmx and error.status == 422):
             raise
@@ -236,15 +264,16 @@ def _act(
             current = queries.alert_by_id(conn, alert_id)
         if current is None:
             raise PageError(404, "not_found") from None
+        problem = _PROBLEMS.get(action, "Please check the form.")
         return page(
             request,
             "_alert_row.html",
-            {"alert": current, "problem": "A note is required to resolve an alert."},
+            {"alert": current, "problem": problem},
             status_code=422,
         )
     if not htmx:
         return RedirectResponse(_back_to(form), status_code=303)
-    done = "acknowledged" if action == "acknowledge" else "resolved"
+    done = _DONE[action]
     message = f"Alert {alert_id} {done}." if outcome.changed else f"Alert {alert_id}: no change."
     response = page(request, "_alert_row.html", {"alert": outcome.alert, "problem": None})
     # htmx raises this event; app.js puts the text in the page's live status region.
@@ -274,6 +303,42 @@ def resolve(
 ) -> Response:
     """Resolve one alert (a note is required)."""
     return _act(request, seen, conn, form, alert_id, "resolve")
+
+
+@router.post("/alerts/{alert_id}/snooze")
+def snooze(
+    request: Request,
+    seen: ViewerDep,
+    conn: ConnectionDep,
+    form: FormDep,
+    alert_id: Annotated[int, Path(ge=1, le=2**62)],
+) -> Response:
+    """Snooze one alert for ``minutes`` (one of :data:`SNOOZE_MINUTES`)."""
+    return _act(request, seen, conn, form, alert_id, "snooze")
+
+
+@router.post("/alerts/{alert_id}/shelve")
+def shelve(
+    request: Request,
+    seen: ViewerDep,
+    conn: ConnectionDep,
+    form: FormDep,
+    alert_id: Annotated[int, Path(ge=1, le=2**62)],
+) -> Response:
+    """Shelve one alert for ``hours`` (one of :data:`SHELVE_HOURS`); a reason is required."""
+    return _act(request, seen, conn, form, alert_id, "shelve")
+
+
+@router.post("/alerts/{alert_id}/escalate")
+def escalate(
+    request: Request,
+    seen: ViewerDep,
+    conn: ConnectionDep,
+    form: FormDep,
+    alert_id: Annotated[int, Path(ge=1, le=2**62)],
+) -> Response:
+    """Hand one alert to the next contact now (note optional)."""
+    return _act(request, seen, conn, form, alert_id, "escalate")
 
 
 # ------------------------------------------------------------------ the per-patient page

@@ -36,6 +36,14 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
         "请粘贴诊所提供给您的登录令牌。",
     ),
     "token_label": ("Access token", "登录令牌"),
+    "username_label": ("Username", "用户名"),
+    "password_label": ("Password", "密码"),
+    "login_with_token": ("Log in with an access token", "使用登录令牌登录"),
+    "login_failed": ("Wrong username or password.", "用户名或密码错误。"),
+    "too_many_attempts": (
+        "Too many failed attempts. Please wait a few minutes and try again.",
+        "失败次数过多，请稍等几分钟后再试。",
+    ),
     "login_required": ("Please log in to see this page.", "请先登录再查看此页面。"),
     "session_expired": (
         "Your session has expired. Please log in again.",

@@ -1,19 +1,28 @@
 """``/login`` (a token into an HttpOnly cookie), ``/logout``, and the HTML error pages.
 
-There is no password login yet: an operator mints a token (``vitalstream token``) and the
-user opens ``/login?token=...`` or pastes it into the form (a POST keeps it out of server
-and proxy logs, so the form is preferred). The cookie lives as long as the token.
+The form takes a username and password (the API's password grant,
+``ingest_service.api.routers.auth.password_login``: same throttle, same audit rows, channel
+``web``). A token minted by an operator (``vitalstream token``) still works: open
+``/login?token=...`` or POST it as the ``token`` field (tests and operations). The cookie
+lives as long as the token; ``/logout`` revokes it.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
+import psycopg
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ingest_service.api.db import Connection
+from ingest_service.api.deps import record, revocations, token_refused
+from ingest_service.api.routers.auth import LoginRefused, password_login
 from ingest_service.api.tokens import Principal, TokenError, decode_token
+from ingest_service.users import revoke_token
 from ingest_service.web.patient import lang_of
 from ingest_service.web.render import SECURITY_HEADERS, page
 from ingest_service.web.session import (
@@ -27,9 +36,10 @@ from ingest_service.web.session import (
 )
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+log = logging.getLogger(__name__)
 
 #: Where each role starts.
-HOME = {"doctor": "/doctor", "patient": "/me"}
+HOME = {"doctor": "/doctor", "patient": "/me", "er": "/er"}
 
 
 def home_of(who: Principal) -> str:
@@ -51,6 +61,8 @@ def _login(request: Request, token: str, target: str | None = None) -> Response:
     except TokenError as error:
         reason = "session_expired" if error.kind == "expired_token" else "invalid_token"
         raise PageError(401, reason, login=True) from None
+    if token_refused(request, who):
+        raise PageError(401, "invalid_token", login=True)
     response = RedirectResponse(
         local_path(target) or home_of(who), status_code=303, headers=dict(SECURITY_HEADERS)
     )
@@ -91,7 +103,17 @@ def login_page(
 
 @router.post("/login", response_model=None)
 def login_form(request: Request, form: FormDep) -> Response:
-    """The form's POST (the token stays out of URLs and access logs)."""
+    """The form's POST: username and password, or a token (kept out of URLs and logs)."""
+    username = field(form, "username")
+    if username:
+        password = (form.get("password") or [""])[0]  # not stripped: spaces may be in it
+        try:
+            granted = password_login(request, username, password, channel="web")
+        except LoginRefused as refused:
+            if refused.status_code == 429:
+                raise PageError(429, "too_many_attempts", login=True) from None
+            raise PageError(401, "login_failed", login=True) from None
+        return _login(request, granted.token, field(form, "next"))
     token = field(form, "token")
     if not token:
         raise PageError(401, "login_required", login=True)
@@ -114,10 +136,34 @@ def start(request: Request) -> Response:
 
 @router.get("/logout")
 def logout(request: Request) -> Response:
-    """Forget the cookie (the token itself stays valid until it expires: no revocation yet)."""
+    """Revoke the cookie's token (shared PCs in clinics) and forget the cookie."""
+    token, via_cookie = token_from(request)
+    if token and via_cookie:
+        _revoke_own(request, token)
     response = RedirectResponse("/login", status_code=303, headers=dict(SECURITY_HEADERS))
     response.delete_cookie(TOKEN_COOKIE, path="/", httponly=True, samesite="strict")
     return response
+
+
+def _revoke_own(request: Request, token: str) -> None:
+    """Revoke a still-valid token on logout (best effort: the cookie goes either way)."""
+    try:
+        who = decode_token(request.app.state.signing_key, token)
+    except TokenError:
+        return
+    if who.token_id is None:
+        return
+    pool: ConnectionPool[Connection] = request.app.state.pool
+    try:
+        with pool.connection() as conn, conn.transaction():
+            if revoke_token(
+                conn, who.token_id, by=who.actor, reason="logout", now=datetime.now(UTC)
+            ):
+                record(conn, request, who, "auth/web", {"revoked": who.token_id}, action="logout")
+    except (PoolTimeout, psycopg.Error):
+        log.warning("logout: could not revoke the token; it expires on its own")
+        return
+    revocations(request).invalidate()
 
 
 def render_error(request: Request, error: PageError) -> Response:

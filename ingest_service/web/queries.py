@@ -17,7 +17,8 @@ from ingest_service.api.db import Connection
 from ingest_service.api.resolution import ROLLUP_TABLES, WIDTHS, Resolution, choose_resolution
 from ingest_service.web.attention import PatientStatus
 
-OPEN_STATES = ("active", "acknowledged")
+#: Open alerts (the ``alerts_one_open`` states, migration 9): snoozed and shelved ones too.
+OPEN_STATES = ("active", "acknowledged", "snoozed", "shelved")
 #: The panel shows at most this many patients (a family doctor contracts a few hundred).
 PANEL_LIMIT = 1000
 
@@ -67,13 +68,15 @@ ORDER BY newest.metric
 
 _ALERT_COLUMNS = (
     "id, subject, rule, severity, time, message, metric, value, state, occurrences,"
-    " condition_cleared_at, last_seen_at"
+    " condition_cleared_at, last_seen_at, coalesce(snoozed_until, shelved_until),"
+    " escalation_level"
 )
 
 _HANDLED = """
 SELECT DISTINCT ON (resource) resource, actor, action, time, detail->>'note'
 FROM audit_log WHERE resource = ANY(%(resources)s)
-  AND action IN ('alert_acknowledged', 'alert_resolved')
+  AND action IN ('alert_acknowledged', 'alert_resolved', 'alert_snoozed', 'alert_shelved',
+                 'alert_escalated')
 ORDER BY resource, id DESC
 """
 
@@ -94,6 +97,8 @@ class AlertRow:
     occurrences: int
     condition_cleared_at: datetime | None
     last_seen_at: datetime | None
+    until: datetime | None = None  # snoozed / shelved until
+    escalation_level: int = 0
     handled_by: str | None = None
     handled_action: str | None = None
     handled_at: datetime | None = None
@@ -101,7 +106,7 @@ class AlertRow:
 
     @property
     def is_open(self) -> bool:
-        """Active or acknowledged (the ``alerts_one_open`` states)."""
+        """Active, acknowledged, snoozed or shelved (the ``alerts_one_open`` states)."""
         return self.state in OPEN_STATES
 
 
@@ -200,6 +205,8 @@ def _alert(row: tuple[Any, ...]) -> AlertRow:
         occurrences=int(row[9]),
         condition_cleared_at=row[10],
         last_seen_at=row[11],
+        until=row[12],
+        escalation_level=int(row[13]),
     )
 
 
@@ -255,7 +262,7 @@ def alerts(
         conditions.append(sql.SQL("state = ANY(%(open)s)"))
         params["open"] = list(OPEN_STATES)
         order = sql.SQL(
-            "state = 'acknowledged', CASE severity WHEN 'critical' THEN 5 WHEN 'high' THEN 4"
+            "state <> 'active', CASE severity WHEN 'critical' THEN 5 WHEN 'high' THEN 4"
             " WHEN 'medium' THEN 3 WHEN 'low' THEN 2 ELSE 1 END DESC, time DESC, id DESC"
         )
     else:

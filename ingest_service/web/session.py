@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 
+from ingest_service.api.deps import token_refused
 from ingest_service.api.tokens import Principal, Role, TokenError, decode_token
 
 TOKEN_COOKIE = "vs_token"  # noqa: S105 (a cookie name, not a secret)
@@ -109,6 +110,8 @@ def viewer(request: Request) -> Viewer:
     except TokenError as error:
         reason = "session_expired" if error.kind == "expired_token" else "login_required"
         raise PageError(401, reason, login=True) from None
+    if token_refused(request, who):  # revoked, or the account was disabled
+        raise PageError(401, "login_required", login=True)
     request.state.principal = who
     seen = Viewer(principal=who, via_cookie=via_cookie, csrf=csrf_token(key, who))
     request.state.viewer = seen

@@ -91,15 +91,26 @@ def test_demo_falls_back_to_the_python_broker(data_dir: Path, database_url: str)
     assert summary["broker"].startswith("amqtt")
 
 
-def _kill_ingest_twice(proc: subprocess.Popen[bytes]) -> None:
-    for delay in (4.0, 3.0):
-        time.sleep(delay)
+def _ingest_children(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> list[str]:
+    """The demo's ingest child (it may still be starting on a loaded machine)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         children = subprocess.run(
             ["pgrep", "-P", str(proc.pid), "-f", "ingest run"],
             capture_output=True,
             text=True,
             check=False,
         ).stdout.split()
+        if children:
+            return children
+        time.sleep(0.2)
+    return []
+
+
+def _kill_ingest_twice(proc: subprocess.Popen[bytes]) -> None:
+    for delay in (4.0, 3.0):
+        time.sleep(delay)
+        children = _ingest_children(proc)
         assert children, "the demo's ingest child was not found"
         for pid in children:
             os.kill(int(pid), signal.SIGKILL)

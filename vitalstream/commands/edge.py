@@ -21,8 +21,15 @@ from typing import Annotated, Any
 
 import typer
 
-from edge_agent import EdgeAgent
-from edge_agent.config import ConfigError, RunningSource, load_config, open_source
+from edge_agent import AgentSettings, EdgeAgent
+from edge_agent.ambulance import AmbulanceTracker
+from edge_agent.config import (
+    ConfigError,
+    RunningSource,
+    load_config,
+    open_ambulance,
+    open_source,
+)
 from edge_agent.downlink import read_config_file
 from edge_agent.outbox import LANE_PRIORITY
 from ingest_service.settings import IngestSettings
@@ -72,8 +79,11 @@ def run_command(config: ConfigOption) -> None:
     signal.signal(signal.SIGINT, _graceful)
 
     sources: list[RunningSource] = []
+    ambulance: AmbulanceTracker | None = None
     try:
         now = datetime.now(UTC)
+        if settings.ambulance is not None:
+            ambulance = open_ambulance(settings.ambulance, now)
         for source in settings.sources:
             sources.append(open_source(source, settings.gateway, now))
     except (VitalsError, OSError) as error:
@@ -91,6 +101,16 @@ def run_command(config: ConfigOption) -> None:
         sources=sources,
         tls=settings.link_tls(),
         local_alarms=settings.alarm_settings(),
+        settings=AgentSettings(
+            max_outbox_rows=settings.max_outbox_rows,
+            backfill_after_s=settings.backfill_after_s,
+            status_interval_s=(
+                settings.ambulance.status_interval_s
+                if settings.ambulance
+                else AgentSettings().status_interval_s
+            ),
+        ),
+        ambulance=ambulance,
     )
     failed = threading.Event()
 
@@ -157,6 +177,15 @@ def status_command(
         f"awaiting ack: {report['awaiting_ack']}; oldest unconfirmed: "
         + (f"{age:.0f} s old" if age is not None else "none")
     )
+    dropped = report["dropped"]
+    if dropped:
+        console.print(
+            "dropped by the overflow policy: "
+            + "; ".join(
+                f"{lane} " + ", ".join(f"{device} {n}" for device, n in devices.items())
+                for lane, devices in dropped.items()
+            )
+        )
 
 
 def outbox_status(path: Path, now: datetime) -> dict[str, Any]:
@@ -186,6 +215,23 @@ def outbox_status(path: Path, now: datetime) -> dict[str, Any]:
             moment = datetime.fromisoformat(json.loads(bytes(payload))["time"])
             oldest = moment if oldest is None or moment < oldest else oldest
         devices = dict(db.execute("SELECT device, last_seq FROM device_seq").fetchall())
+        tables = {str(row[0]) for row in db.execute("SELECT name FROM sqlite_master")}
+        # An outbox written before the overflow policy existed has no drop tables: none dropped.
+        drops = (
+            db.execute(
+                "SELECT lane, device, count FROM outbox_drops ORDER BY lane, device"
+            ).fetchall()
+            if "outbox_drops" in tables
+            else []
+        )
+        dropped_readings = (
+            db.execute(
+                "SELECT device, metric, first_time, last_time, count FROM outbox_dropped "
+                "ORDER BY device, metric"
+            ).fetchall()
+            if "outbox_dropped" in tables
+            else []
+        )
     except sqlite3.Error as exc:
         raise VitalsError(f"{path} is not an edge outbox: {exc}", kind="malformed") from None
     finally:
@@ -200,7 +246,26 @@ def outbox_status(path: Path, now: datetime) -> dict[str, Any]:
         "oldest_unconfirmed_age_s": (now - oldest).total_seconds() if oldest else None,
         "devices_last_seq": {str(k): int(v) for k, v in devices.items()},
         "events": int(events),
+        "dropped": _dropped_by_lane(drops),
+        "dropped_readings": [
+            {
+                "device": str(device),
+                "metric": str(metric),
+                "first_time": str(first),
+                "last_time": str(last),
+                "count": int(count),
+            }
+            for device, metric, first, last, count in dropped_readings
+        ],
     }
+
+
+def _dropped_by_lane(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, int]]:
+    """``{"backfill": {"dev-1": 12}}``: what the overflow policy dropped, per lane and device."""
+    out: dict[str, dict[str, int]] = {}
+    for lane, device, count in rows:
+        out.setdefault(str(lane), {})[str(device)] = int(count)
+    return out
 
 
 @edge_app.command("push-config")

@@ -160,7 +160,7 @@ def test_events_wait_in_the_alarm_lane_ahead_of_readings(tmp_path: Path) -> None
         assert rows[0].item == event[0]
         with pytest.raises(TypeError):
             _ = rows[0].reading
-        assert outbox.depth_by_kind() == {"reading": 3, "event": 1}
+        assert outbox.depth_by_kind() == {"reading": 3, "event": 1, "waveform": 0}
         chunks = _chunks(rows, 2)
         assert [[r.kind for r in c] for c in chunks] == [["event"], ["reading"] * 2, ["reading"]]
 

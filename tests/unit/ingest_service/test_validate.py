@@ -65,3 +65,10 @@ def test_garbage_and_bad_topics_are_rejected_whole() -> None:
     assert garbage.gateway == "gw-1"
     topic = validate_message("t/v1/gw/a/b/readings", batch(pulse(70)), prefix="t", now=NOW)
     assert isinstance(topic, RejectedMessage) and topic.kind == "bad_topic"
+
+
+def test_migration_versions_are_unique() -> None:
+    from ingest_service.schema import MIGRATIONS
+
+    versions = [version for version, _, _ in MIGRATIONS]
+    assert len(versions) == len(set(versions))

@@ -1,0 +1,529 @@
+"""The ER board (issue 9): incoming ambulances, their pathway pre-alerts, live vitals.
+
+- ``/er``: every open incident (soonest ETA first) and the recent handovers: pathway, the
+  teams pre-alerted and whether they acknowledged, ETA, "last data N s ago".
+- ``/er/incidents/{id}``: one incoming patient: timeline, ATMIST/SBAR, the activations with
+  an *Acknowledge* button per team, latest values, trend charts (uPlot) that grow live from
+  a server-sent event stream, and the FHIR handoff Bundle once handed over.
+
+Data comes from the same functions as ``/api/v1/incidents``
+(:mod:`ingest_service.api.routers.incidents`). Roles ``er`` and ``admin``. Every page and
+fragment showing patient data appends an audit row in the same transaction as its queries;
+the incident's vitals stream is audited once when it opens (it carries readings). The
+board's stream carries only change stamps and the time of each incident's newest reading
+(no values), like the doctor's panel stream, so it is not audited.
+
+**Dead zone** ("last data N s ago"): the monitor sends every 15 s (``simulate_ambulance``;
+real monitors 1-5 s) and the edge outbox holds readings while the ambulance has no coverage.
+The indicator turns amber after :data:`STALE_AMBER_S` (two sends missed: a gap worth a
+glance) and red after :data:`STALE_RED_S` (the ER is looking at numbers two minutes old and
+should not trust them as current). The page ticks the age every second by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
+
+from ingest_service.api.db import Connection
+from ingest_service.api.deps import ConnectionDep, record
+from ingest_service.api.routers import incidents
+from ingest_service.api.tokens import Principal, Role
+from ingest_service.web.render import SECURITY_HEADERS, display_unit, page, web_settings
+from ingest_service.web.session import (
+    FormDep,
+    PageError,
+    PageRoute,
+    Viewer,
+    ViewerDep,
+    check_csrf,
+    field,
+)
+from vitals.models import IDENTIFIER_PATTERN
+
+router = APIRouter(prefix="/er", route_class=PageRoute, include_in_schema=False)
+
+ER_ROLES: frozenset[Role] = frozenset({"er", "admin"})
+
+IncidentPath = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
+
+STALE_AMBER_S = 30
+STALE_RED_S = 120
+#: The streams end after this (the browser reconnects), so restarts are not held up.
+MAX_STREAM = timedelta(minutes=10)
+#: Most points per metric drawn (a 4-hour transport at one reading per 15 s is ~1000).
+MAX_POINTS = 2000
+
+#: The incident's charts: id, title, metrics drawn, unit shown.
+CHARTS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("heart_rate", "Heart rate", ("heart_rate",), "/min"),
+    ("spo2", "SpO2", ("spo2",), "%"),
+    ("bp", "Blood pressure (NIBP)", ("bp_systolic", "bp_diastolic"), "mmHg"),
+    ("respiratory_rate", "Respiratory rate", ("respiratory_rate",), "/min"),
+    ("etco2", "EtCO2", ("etco2",), "mmHg"),
+)
+CHART_METRICS: tuple[str, ...] = tuple(m for _, _, metrics, _ in CHARTS for m in metrics)
+
+#: How the board names things.
+TEAM_NAMES: Mapping[str, str] = {
+    "stroke_team": "Stroke team",
+    "cath_lab": "Cath lab",
+    "trauma_team": "Trauma team",
+    "obstetric_team": "Obstetric team",
+    "sepsis_team": "Sepsis team",
+}
+PATHWAY_NAMES: Mapping[str, str] = {
+    "stroke": "Stroke",
+    "stemi": "STEMI / chest pain",
+    "trauma": "Trauma",
+    "maternal": "Maternal",
+    "sepsis": "Sepsis",
+}
+TIMELINE_STEPS: tuple[tuple[str, str], ...] = (
+    ("call", "Call"),
+    ("on_scene", "On scene"),
+    ("depart", "Departed scene"),
+    ("eta", "ETA"),
+    ("arrival", "Arrived"),
+    ("handover", "Handed over"),
+)
+
+
+def staleness(age_s: float | None) -> str:
+    """The dead-zone class of a data age: ``fresh``, ``amber``, ``red`` or ``none``."""
+    if age_s is None:
+        return "none"
+    if age_s >= STALE_RED_S:
+        return "red"
+    if age_s >= STALE_AMBER_S:
+        return "amber"
+    return "fresh"
+
+
+def age_text(age_s: float | None) -> str:
+    """'last data 12 s ago' in words a glance reads (seconds, then minutes, then hours)."""
+    if age_s is None:
+        return "no data yet"
+    seconds = max(int(age_s), 0)
+    if seconds < 120:
+        return f"last data {seconds} s ago"
+    if seconds < 7200:
+        return f"last data {seconds // 60} min ago"
+    return f"last data {seconds // 3600} h ago"
+
+
+def _er(conn: Connection, request: Request, seen: Viewer, resource: str) -> Principal:
+    """The ER user, or a 403 page with an audited ``read_denied`` row."""
+    who = seen.principal
+    if who.role in ER_ROLES:
+        return who
+    with conn.transaction():
+        record(conn, request, who, resource, {"reason": "role"}, action="read_denied")
+    raise PageError(403, "wrong_role")
+
+
+def _common(now: datetime) -> dict[str, Any]:
+    def age(moment: datetime | None) -> float | None:
+        return None if moment is None else max((now - moment).total_seconds(), 0.0)
+
+    return {
+        "now": now,
+        "age": age,
+        "staleness": staleness,
+        "age_text": age_text,
+        "team_name": lambda team: TEAM_NAMES.get(team, team),
+        "pathway_name": lambda p: PATHWAY_NAMES.get(p, p) if p else "\u2013",
+        "amber_s": STALE_AMBER_S,
+        "red_s": STALE_RED_S,
+        "minutes_until": lambda moment: round((moment - now).total_seconds() / 60),
+        "steps": TIMELINE_STEPS,
+    }
+
+
+# ------------------------------------------------------------------------------ the board
+
+
+def _board_context(conn: Connection, request: Request, who: Principal) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    with conn.transaction():
+        found = incidents.list_incidents(conn, None, now)
+        record(
+            conn,
+            request,
+            who,
+            "web/er/board",
+            {
+                "incidents": [i.id for i in found],
+                "subjects": sorted({i.subject for i in found}),
+                "returned": len(found),
+            },
+        )
+    return {**_common(now), "incidents": found}
+
+
+@router.get("", response_class=HTMLResponse)
+def board(
+    request: Request,
+    seen: ViewerDep,
+    conn: ConnectionDep,
+    live: Annotated[bool, Query(description="Live updates by SSE (off: reload by hand).")] = True,
+) -> HTMLResponse:
+    """Incoming ambulances, soonest first."""
+    who = _er(conn, request, seen, "web/er/board")
+    context = _board_context(conn, request, who)
+    return page(request, "er_board.html", {**context, "live": live})
+
+
+@router.get("/rows", response_class=HTMLResponse)
+def board_rows(request: Request, seen: ViewerDep, conn: ConnectionDep) -> HTMLResponse:
+    """The board's table body alone (what its live stream reloads)."""
+    who = _er(conn, request, seen, "web/er/board")
+    return page(request, "er_rows.html", _board_context(conn, request, who))
+
+
+def _board_stamp(pool: ConnectionPool[Connection]) -> tuple[str, dict[str, float]]:
+    """(a stamp that changes with incidents, activations, acknowledgements and handovers;
+    each open incident's newest reading time, POSIX s)."""
+    with pool.connection() as conn, conn.transaction():
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM incidents), (SELECT max(updated_at) FROM incidents),"
+            " (SELECT count(*) FROM pathway_activations),"
+            " (SELECT count(acknowledged_at) FROM pathway_notifications),"
+            " (SELECT count(*) FROM handoffs)"
+        ).fetchone()
+        last = conn.execute(
+            "SELECT r.incident, max(r.time) FROM readings r JOIN incidents i"
+            " ON i.incident = r.incident WHERE i.handed_over_at IS NULL GROUP BY r.incident"
+        ).fetchall()
+    return json.dumps([str(v) for v in row or ()]), {str(i): t.timestamp() for i, t in last}
+
+
+def _stream_end(who: Principal) -> datetime:
+    ends = datetime.now(UTC) + MAX_STREAM
+    return min(ends, who.expires_at) if who.expires_at is not None else ends
+
+
+@router.get("/events")
+async def board_events(request: Request, seen: ViewerDep) -> StreamingResponse:
+    """Server-sent events: ``incidents`` when the board's rows change, ``lastdata`` with each
+    open incident's newest reading time (the page's dead-zone indicators)."""
+    if seen.principal.role not in ER_ROLES:
+        raise PageError(403, "wrong_role")
+    settings = web_settings(request)
+    pool: ConnectionPool[Connection] = request.app.state.pool
+    ends = _stream_end(seen.principal)
+
+    async def stream() -> AsyncIterator[str]:
+        stamp: str | None = None
+        last: dict[str, float] | None = None
+        yield "retry: 10000\n\n"
+        while datetime.now(UTC) < ends and not await request.is_disconnected():
+            now_stamp, now_last = await run_in_threadpool(_board_stamp, pool)
+            if stamp is not None and now_stamp != stamp:
+                yield f"event: incidents\ndata: {now_stamp}\n\n"
+            if now_last != last:
+                yield f"event: lastdata\ndata: {json.dumps(now_last)}\n\n"
+            if now_stamp == stamp and now_last == last:
+                yield ": keep-alive\n\n"
+            stamp, last = now_stamp, now_last
+            await asyncio.sleep(settings.web_sse_interval_s)
+
+    headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+# -------------------------------------------------------------------------- one incident
+
+
+def _series(
+    conn: Connection, incident: str, since: datetime
+) -> dict[str, list[tuple[datetime, float | None]]]:
+    rows = conn.execute(
+        "SELECT metric, time, value FROM ("
+        " SELECT metric, time, value, row_number() OVER (PARTITION BY metric ORDER BY time DESC)"
+        " AS n FROM readings WHERE incident = %s AND time >= %s AND metric = ANY(%s)"
+        " AND value IS NOT NULL) newest WHERE n <= %s ORDER BY time",
+        (incident, since, list(CHART_METRICS), MAX_POINTS),
+    ).fetchall()
+    out: dict[str, list[tuple[datetime, float | None]]] = {}
+    for metric, time, value in rows:
+        out.setdefault(str(metric), []).append((time, value))
+    return out
+
+
+def _aligned(
+    series: Mapping[str, list[tuple[datetime, float | None]]], names: tuple[str, ...]
+) -> list[list[float | None]]:
+    times = sorted({t for name in names for t, _ in series.get(name, ())})
+    index = {t: i for i, t in enumerate(times)}
+    columns: list[list[float | None]] = [[t.timestamp() for t in times]]
+    for name in names:
+        ys: list[float | None] = [None] * len(times)
+        for moment, value in series.get(name, ()):
+            ys[index[moment]] = value
+        columns.append(ys)
+    return columns
+
+
+def _incident_context(
+    conn: Connection, request: Request, who: Principal, incident: str, resource: str
+) -> dict[str, Any]:
+    settings = web_settings(request)
+    now = datetime.now(UTC)
+    with conn.transaction():
+        detail = incidents.incident_detail(conn, incident, now)
+        if detail is None:
+            raise PageError(404, "not_found")
+        since = detail.opened_at - incidents.LOOKBACK
+        series = _series(conn, incident, since)
+        record(
+            conn,
+            request,
+            who,
+            resource,
+            {
+                "subject": detail.subject,
+                "incident": incident,
+                "returned": {m: len(p) for m, p in series.items()},
+            },
+        )
+    first = min((p[0][0] for p in series.values() if p), default=detail.opened_at)
+    start = min(first, detail.opened_at)
+    charts = []
+    for chart_id, title, metrics, unit in CHARTS:
+        values = [v for m in metrics for _, v in series.get(m, ()) if v is not None]
+        charts.append(
+            {
+                "id": chart_id,
+                "title": title,
+                "unit": unit,
+                "metrics": list(metrics),
+                "points": len(values),
+                "min": min(values) if values else None,
+                "max": max(values) if values else None,
+                "data": _aligned(series, metrics),
+            }
+        )
+    chart_config = {
+        "zone": settings.web_timezone,
+        "start": start.timestamp(),
+        "now": now.timestamp(),
+        "charts": [{k: c[k] for k in ("id", "title", "unit", "metrics", "data")} for c in charts],
+        "lastData": detail.last_data_at.timestamp() if detail.last_data_at else None,
+        "amber": STALE_AMBER_S,
+        "red": STALE_RED_S,
+    }
+    # The order an ER reads a monitor in (HR, SpO2, BP, RR, EtCO2), then the rest.
+    order = {m: i for i, m in enumerate(CHART_METRICS)}
+    latest = sorted(detail.latest, key=lambda v: (order.get(v.metric, len(order)), v.metric))
+    return {
+        **_common(now),
+        "incident": detail,
+        "latest": latest,
+        "charts": charts,
+        "chart_config": chart_config,
+        "unit": display_unit,
+    }
+
+
+@router.get("/incidents/{incident}", response_class=HTMLResponse)
+def incident_page(
+    request: Request,
+    seen: ViewerDep,
+    conn: ConnectionDep,
+    incident: IncidentPath,
+    live: Annotated[bool, Query(description="Live vitals by SSE (off: reload by hand).")] = True,
+) -> HTMLResponse:
+    """One incoming patient: pre-alerts, timeline, handover notes, live vitals."""
+    resource = f"web/er/incident/{incident}"
+    who = _er(conn, request, seen, resource)
+    context = _incident_context(conn, request, who, incident, resource)
+    return page(request, "er_incident.html", {**context, "live": live})
+
+
+@router.get("/incidents/{incident}/activations", response_class=HTMLResponse)
+def activations_fragment(
+    request: Request, seen: ViewerDep, conn: ConnectionDep, incident: IncidentPath
+) -> HTMLResponse:
+    """The incident's pre-alerts and timeline alone (what the live stream reloads)."""
+    resource = f"web/er/incident/{incident}"
+    who = _er(conn, request, seen, resource)
+    now = datetime.now(UTC)
+    with conn.transaction():
+        detail = incidents.incident_detail(conn, incident, now)
+        if detail is None:
+            raise PageError(404, "not_found")
+        record(
+            conn,
+            request,
+            who,
+            resource,
+            {"subject": detail.subject, "incident": incident, "part": "activations"},
+        )
+    return page(request, "er_activations.html", {**_common(now), "incident": detail})
+
+
+def _incident_stamp(pool: ConnectionPool[Connection], incident: str) -> str:
+    with pool.connection() as conn, conn.transaction():
+        row = conn.execute(
+            "SELECT (SELECT updated_at FROM incidents WHERE incident = %(i)s),"
+            " (SELECT count(*) FROM pathway_activations WHERE incident = %(i)s),"
+            " (SELECT count(n.acknowledged_at) FROM pathway_notifications n"
+            "  JOIN pathway_activations a ON a.id = n.activation_id WHERE a.incident = %(i)s),"
+            " (SELECT count(*) FROM handoffs WHERE incident = %(i)s)",
+            {"i": incident},
+        ).fetchone()
+    return json.dumps([str(v) for v in row or ()])
+
+
+def _new_readings(
+    pool: ConnectionPool[Connection], incident: str, after: datetime
+) -> tuple[list[tuple[float, str, float | None, str | None]], datetime, datetime | None]:
+    """Readings of ``incident`` stored after ``after`` (by ``received_at``): (points as
+    (time, metric, value, no_value), the new cursor, the newest measurement time)."""
+    with pool.connection() as conn, conn.transaction():
+        rows = conn.execute(
+            "SELECT time, metric, value, no_value, received_at FROM readings"
+            " WHERE incident = %s AND received_at > %s AND metric NOT LIKE 'ecg\\_%%'"
+            " ORDER BY received_at, time LIMIT 5000",
+            (incident, after),
+        ).fetchall()
+        newest = conn.execute(
+            "SELECT max(time) FROM readings WHERE incident = %s", (incident,)
+        ).fetchone()
+    cursor = max((r[4] for r in rows), default=after)
+    points = [(r[0].timestamp(), str(r[1]), r[2], r[3]) for r in rows]
+    return points, cursor, newest[0] if newest else None
+
+
+@router.get("/incidents/{incident}/events")
+async def incident_events(
+    request: Request, seen: ViewerDep, conn: ConnectionDep, incident: IncidentPath
+) -> StreamingResponse:
+    """Server-sent events of one incident: ``vitals`` (new readings, as they are stored) and
+    ``incident`` (pre-alerts, acknowledgements, timeline or handover changed).
+
+    The stream carries readings, so opening it appends one audit row (``stream``)."""
+    resource = f"web/er/incident/{incident}"
+    who = _er(conn, request, seen, resource)
+    with conn.transaction():
+        subject = incidents.incident_subject(conn, incident)
+        if subject is None:
+            raise PageError(404, "not_found")
+        row = conn.execute(
+            "SELECT coalesce(max(received_at), now()) FROM readings WHERE incident = %s",
+            (incident,),
+        ).fetchone()
+        record(
+            conn,
+            request,
+            who,
+            resource,
+            {"subject": subject, "incident": incident, "part": "stream"},
+        )
+    start_after: datetime = row[0] if row else datetime.now(UTC)
+    settings = web_settings(request)
+    pool: ConnectionPool[Connection] = request.app.state.pool
+    ends = _stream_end(who)
+
+    async def stream() -> AsyncIterator[str]:
+        after = start_after
+        stamp: str | None = None
+        yield "retry: 10000\n\n"
+        while datetime.now(UTC) < ends and not await request.is_disconnected():
+            points, after, newest = await run_in_threadpool(_new_readings, pool, incident, after)
+            now_stamp = await run_in_threadpool(_incident_stamp, pool, incident)
+            sent = False
+            if points:
+                data = {
+                    "points": points,
+                    "lastData": newest.timestamp() if newest else None,
+                    "now": datetime.now(UTC).timestamp(),
+                }
+                yield f"event: vitals\ndata: {json.dumps(data)}\n\n"
+                sent = True
+            if stamp is not None and now_stamp != stamp:
+                yield f"event: incident\ndata: {now_stamp}\n\n"
+                sent = True
+            if not sent:
+                yield ": keep-alive\n\n"
+            stamp = now_stamp
+            await asyncio.sleep(settings.web_sse_interval_s)
+
+    headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+@router.post("/incidents/{incident}/activations/{activation_id}/ack")
+def acknowledge(
+    request: Request,
+    seen: ViewerDep,
+    conn: ConnectionDep,
+    form: FormDep,
+    incident: IncidentPath,
+    activation_id: Annotated[int, Path(ge=1, le=2**62)],
+) -> Response:
+    """The team acknowledges the pre-alert; htmx gets the new activation card."""
+    resource = f"incident/{incident}/activation/{activation_id}"
+    who = seen.principal
+    if who.role not in ER_ROLES:
+        with conn.transaction():
+            record(conn, request, who, resource, {"reason": "role"}, action="write_denied")
+        raise PageError(403, "wrong_role")
+    check_csrf(request, seen, form)
+    note = field(form, "note")
+    if len(note) > incidents.MAX_NOTE:
+        raise PageError(422, "invalid_input")
+    now = datetime.now(UTC)
+    try:
+        with conn.transaction():
+            done = incidents.acknowledge(conn, incident, activation_id, who.actor, now)
+            if done is not None and done.changed:
+                record(
+                    conn,
+                    request,
+                    who,
+                    resource,
+                    incidents.ack_detail(done, incident, note, "web"),
+                    action="activation_acknowledged",
+                )
+    except incidents.NothingToAcknowledgeError:
+        raise PageError(409, "conflict") from None
+    if done is None:
+        raise PageError(404, "not_found")
+    if request.headers.get("hx-request") != "true":
+        return RedirectResponse(f"/er/incidents/{incident}", status_code=303)
+    team = TEAM_NAMES.get(done.activation.team, done.activation.team)
+    message = f"{team}: pre-alert acknowledged." if done.changed else f"{team}: no change."
+    response = page(
+        request,
+        "er_activation.html",
+        {**_common(now), "incident_id": incident, "activation": done.activation},
+    )
+    response.headers["HX-Trigger"] = json.dumps({"vs-status": message})
+    return response
+
+
+@router.get("/incidents/{incident}/bundle.json")
+def bundle(
+    request: Request, seen: ViewerDep, conn: ConnectionDep, incident: IncidentPath
+) -> Response:
+    """The FHIR R4 document Bundle of the handover (404 before it)."""
+    resource = f"web/er/incident/{incident}/bundle"
+    who = _er(conn, request, seen, resource)
+    with conn.transaction():
+        subject = incidents.incident_subject(conn, incident)
+        text = incidents.handoff_bundle(conn, incident) if subject is not None else None
+        if text is not None:
+            record(conn, request, who, resource, {"subject": subject, "incident": incident})
+    if text is None:
+        raise PageError(404, "not_found")
+    return Response(text, media_type="application/fhir+json", headers=dict(SECURITY_HEADERS))
