@@ -11,6 +11,13 @@ With local alarms on, every accepted reading also goes through the rules engine
 (:mod:`edge_agent.downlink`) re-binds devices to patients, sets the local thresholds and the
 status cadence; it is applied whole or not at all, and acknowledged on the status.
 
+Crew events (:class:`vitals.incident.IncidentEvent`, issue 9) come in through
+:meth:`EdgeAgent.submit_event` from any thread; the agent's thread writes them to the outbox's
+``alarm`` lane (on disk, like local alarms) and publishes each one on its own on
+``.../events``, the shape the handoff service reads. The handoff service confirms an event on
+``.../ack`` (its ``event_id`` as the batch id) after the transaction that recorded it, and
+only then does the row leave the outbox.
+
 Lanes: a reading measured more than ``backfill_after_s`` before the agent accepts it (a
 device's stored records, a late resend) goes into the ``backfill`` lane, the others into
 ``vitals``; ECG snippets go into ``waveform`` and are published on ``.../waveform``. The outbox
@@ -22,6 +29,7 @@ and a crude ETA to the destination hospital (:mod:`edge_agent.ambulance`).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -60,6 +68,7 @@ from vitals import (
     encode,
     now_utc,
 )
+from vitals.incident import IncidentEvent
 
 log = logging.getLogger("vitalstream.edge")
 
@@ -102,6 +111,8 @@ class AgentCounters:
     configs_applied: int = 0
     configs_refused: int = 0
     waveforms_accepted: int = 0
+    #: Crew incident events written to the outbox (:meth:`EdgeAgent.submit_event`).
+    crew_events_accepted: int = 0
     #: Rows dropped by the outbox's overflow policy (docs/reliability.md, "Overflow").
     dropped: int = 0
     accepted_keys: set[tuple[str, str, str]] = field(default_factory=set)
@@ -151,6 +162,8 @@ class EdgeAgent:
         self._thread: threading.Thread | None = None
         self._depth = 0
         self._sources_done = threading.Event()
+        # Crew events handed over by other threads, written to the outbox by the agent's own.
+        self._crew_events: queue.SimpleQueue[IncidentEvent] = queue.SimpleQueue()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -167,6 +180,21 @@ class EdgeAgent:
     def stop_sources(self) -> None:
         """Stop taking new readings; keep draining the outbox."""
         self._sources_done.set()
+
+    def submit_event(self, event: IncidentEvent) -> None:
+        """Queue a crew incident event (thread-safe; returns at once).
+
+        The agent's thread writes it to the outbox's ``alarm`` lane on its next turn (so it
+        survives a dead zone and a restart from then on) and publishes it on ``.../events``
+        ahead of any reading; it leaves the outbox when the handoff service confirms it.
+        ``counters.crew_events_accepted`` counts the events on disk. Raises ``ValueError`` for
+        an event of another gateway (the broker lets a gateway publish only its own topics).
+        """
+        if event.gateway != self.gateway:
+            raise ValueError(
+                f"event {event.event_id} is of gateway {event.gateway!r}, not {self.gateway!r}"
+            )
+        self._crew_events.put(event)
 
     @property
     def depth(self) -> int:
@@ -202,6 +230,7 @@ class EdgeAgent:
             self._dropped = _dropped_counts(outbox)
             while not self._stop.is_set():
                 self._take_configs(link)
+                self._take_crew_events(outbox)
                 if not self._sources_done.is_set():
                     self._collect(outbox, uplink_up=link.connected)
                 self._apply_acks(outbox, link)
@@ -252,6 +281,17 @@ class EdgeAgent:
                     self.counters.alarms_raised += len(alarms)
                     self._alarms.notify(alarms, uplink_up=uplink_up)
             self._account_drops(outbox)
+
+    def _take_crew_events(self, outbox: Outbox) -> None:
+        events: list[IncidentEvent] = []
+        while not self._crew_events.empty():
+            events.append(self._crew_events.get_nowait())
+        if not events:
+            return
+        outbox.put_crew_events(events)
+        self.counters.crew_events_accepted += len(events)
+        self._depth = outbox.depth()
+        self._account_drops(outbox)
 
     def _put_readings(self, outbox: Outbox, readings: Sequence[Reading]) -> list[Reading]:
         """Current readings into ``vitals``, old ones (older than backfill_after_s) ``backfill``."""
@@ -376,6 +416,13 @@ class EdgeAgent:
                         ),
                     )
                 )
+            elif chunk[0].kind == "crew_event":
+                # One raw IncidentEvent per message, as the handoff service reads it; it
+                # confirms by the event id (see the module docstring).
+                (crew_event,) = (row.item for row in chunk if isinstance(row.item, IncidentEvent))
+                batch_id = crew_event.event_id
+                kind = "events"
+                payload = encode(crew_event)
             elif chunk[0].kind == "event":
                 events = tuple(row.item for row in chunk if isinstance(row.item, LocalAlarm))
                 kind = "events"
@@ -401,7 +448,8 @@ class EdgeAgent:
             self.counters.resent += sum(1 for row in chunk if row.attempts)
             retry_at = now + retry_delay(attempts)
             outbox.mark_sent(ids, retry_at)
-            self._unconfirmed[batch_id] = (ids, retry_at)
+            earlier = self._unconfirmed.get(batch_id)  # the same crew event submitted twice
+            self._unconfirmed[batch_id] = ([*earlier[0], *ids] if earlier else ids, retry_at)
             self.counters.batches_sent += 1
             sent += len(chunk)
         return sent
@@ -427,10 +475,13 @@ def _chunks(
     rows: Sequence[OutboxRow], size: int, waveform_size: int | None = None
 ) -> list[list[OutboxRow]]:
     """Split rows (in lane order) into batches of one kind and at most ``size`` rows
-    (``waveform_size`` for ECG snippets, which are ~40 times larger than a reading)."""
+    (``waveform_size`` for ECG snippets, which are ~40 times larger than a reading; one per
+    message for crew events)."""
     chunks: list[list[OutboxRow]] = []
     for row in rows:
         limit = (waveform_size or size) if row.kind == "waveform" else size
+        if row.kind == "crew_event":
+            limit = 1
         if chunks and len(chunks[-1]) < limit and chunks[-1][0].kind == row.kind:
             chunks[-1].append(row)
         else:

@@ -12,7 +12,11 @@ are gap-free and survive restarts. One Outbox object belongs to one thread (sqli
 
 Besides readings the outbox holds **events** (``kind = 'event'``: local alarms, published on
 ``.../events``); they normally go into the ``alarm`` lane, so they leave first when the link
-comes back. Events carry their own id and take no device sequence number. **Waveform
+comes back. Events carry their own id and take no device sequence number. **Crew events**
+(``kind = 'crew_event'``: a :class:`vitals.incident.IncidentEvent` the ambulance crew
+recorded) go into the ``alarm`` lane as well, so they are durable on disk like alarms; the
+agent publishes each one on its own on ``.../events`` (the shape the handoff service reads).
+**Waveform
 snippets** (``kind = 'waveform'``: ECG, published on ``.../waveform``) go into the
 ``waveform`` lane, below current vitals and above backfill; they take no sequence number either.
 
@@ -37,6 +41,7 @@ from typing import Literal
 
 from edge_agent.overflow import overflow_drops
 from vitals import Lane, LocalAlarm, PayloadError, Reading, WaveformSnippet, decode, encode
+from vitals.incident import IncidentEvent
 
 log = logging.getLogger("vitalstream.edge.outbox")
 
@@ -83,13 +88,16 @@ CREATE TABLE IF NOT EXISTS outbox_dropped (
 """
 
 
-#: What an outbox row holds: a reading (``.../readings``), an event (``.../events``) or a
-#: waveform snippet (``.../waveform``).
-OutboxItem = Reading | LocalAlarm | WaveformSnippet
-ItemKind = Literal["reading", "event", "waveform"]
-_MODELS: dict[str, type[Reading] | type[LocalAlarm] | type[WaveformSnippet]] = {
+#: What an outbox row holds: a reading (``.../readings``), an event (``.../events``: a local
+#: alarm or a crew event) or a waveform snippet (``.../waveform``).
+OutboxItem = Reading | LocalAlarm | IncidentEvent | WaveformSnippet
+ItemKind = Literal["reading", "event", "crew_event", "waveform"]
+_MODELS: dict[
+    str, type[Reading] | type[LocalAlarm] | type[IncidentEvent] | type[WaveformSnippet]
+] = {
     "reading": Reading,
     "event": LocalAlarm,
+    "crew_event": IncidentEvent,
     "waveform": WaveformSnippet,
 }
 
@@ -119,9 +127,11 @@ class OutboxRow:
 
     @property
     def kind(self) -> ItemKind:
-        """``reading``, ``event`` or ``waveform``."""
+        """``reading``, ``event`` (local alarm), ``crew_event`` or ``waveform``."""
         if isinstance(self.item, Reading):
             return "reading"
+        if isinstance(self.item, IncidentEvent):
+            return "crew_event"
         return "waveform" if isinstance(self.item, WaveformSnippet) else "event"
 
     @property
@@ -191,6 +201,18 @@ class Outbox:
         with _transaction(self._db):
             self._db.executemany(
                 "INSERT INTO outbox(lane, device, seq, payload, kind) VALUES (?, ?, 0, ?, 'event')",
+                [(LANE_PRIORITY[lane], event.gateway, encode(event)) for event in events],
+            )
+            self._lane_counts[lane] += len(events)
+            self._enforce_bound()
+
+    def put_crew_events(self, events: Sequence[IncidentEvent], lane: Lane = "alarm") -> None:
+        """Accept crew incident events durably, by default in the most urgent lane (with the
+        alarms: on a weak link what the crew found goes before any reading)."""
+        with _transaction(self._db):
+            self._db.executemany(
+                "INSERT INTO outbox(lane, device, seq, payload, kind) "
+                "VALUES (?, ?, 0, ?, 'crew_event')",
                 [(LANE_PRIORITY[lane], event.gateway, encode(event)) for event in events],
             )
             self._lane_counts[lane] += len(events)
@@ -327,11 +349,12 @@ class Outbox:
         return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
     def depth_by_kind(self) -> dict[ItemKind, int]:
-        """Waiting rows per kind (``reading``, ``event``, ``waveform``)."""
+        """Waiting rows per kind (``reading``, ``event``, ``waveform``); crew events count as
+        events."""
         counts = dict(self._db.execute("SELECT kind, count(*) FROM outbox GROUP BY kind"))
         return {
             "reading": int(counts.get("reading", 0)),
-            "event": int(counts.get("event", 0)),
+            "event": int(counts.get("event", 0)) + int(counts.get("crew_event", 0)),
             "waveform": int(counts.get("waveform", 0)),
         }
 
@@ -362,6 +385,10 @@ def _dropped_row(lane: Lane, kind: str, device: str, payload: bytes) -> DroppedR
     if kind == "event":
         return DroppedRow(
             lane, "event", device, str(data.get("kind", "event")), _time(data, "time")
+        )
+    if kind == "crew_event":
+        return DroppedRow(
+            lane, "crew_event", device, str(data.get("kind", "event")), _time(data, "time")
         )
     return DroppedRow(lane, "reading", device, str(data.get("metric", "?")), _time(data, "time"))
 

@@ -7,6 +7,10 @@ Flow (docs/handoff.md):
    the broker only after the transaction that recorded it committed (the same rule as
    ingest, docs/reliability.md). Payloads that are not :class:`vitals.incident.IncidentEvent`
    (alarms share the topic) are acknowledged and ignored.
+   Once an event is recorded (or known already) the service also confirms it to the gateway
+   that published it: a :class:`vitals.BatchAck` with the ``event_id`` as the batch id on
+   ``.../gw/{gateway}/ack``, which lets the edge agent delete the event from its durable
+   outbox (``EdgeAgent.submit_event``), like the ingest service's ack of a batch.
 2. Folds each event into its :class:`~vitals.incident.Incident` (table ``incidents``); an
    ``event_id`` seen before is skipped (QoS 1 may deliver twice).
 3. Reads the incident's latest vitals from ``readings`` (``incident`` column; stored by the
@@ -45,7 +49,18 @@ from pydantic import Field
 from alert_rules.pathways import assess_pathways
 from ingest_service.handoff_fhir import build_handoff_bundle, bundle_json
 from ingest_service.schema import migrate
-from vitals import PayloadError, Reading, decode, now_utc, parse_broker_url, subscription
+from vitals import (
+    BatchAck,
+    PayloadError,
+    Reading,
+    decode,
+    encode,
+    gateway_topic,
+    now_utc,
+    parse_broker_url,
+    parse_topic,
+    subscription,
+)
 from vitals.incident import HandoffReceipt, Incident, IncidentEvent, PathwayActivation
 from vitals.settings import VitalstreamSettings
 
@@ -105,6 +120,7 @@ class _Event:
     qos: int
     session: int
     received_at: datetime
+    topic: str = ""
 
 
 class HandoffService:
@@ -200,7 +216,14 @@ class HandoffService:
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         self._inbox.put(
-            _Event(bytes(message.payload), message.mid, message.qos, self._session, now_utc())
+            _Event(
+                bytes(message.payload),
+                message.mid,
+                message.qos,
+                self._session,
+                now_utc(),
+                message.topic,
+            )
         )
 
     # -- the loop ----------------------------------------------------------------------------
@@ -247,11 +270,24 @@ class HandoffService:
             return
         incident = record_event(self._db(), event, raw.received_at)
         self._ack(raw)
+        self._confirm_to_gateway(raw, event)
         if incident is None:
             return  # a duplicate delivery or an event for an unknown incident
         self._evaluate(incident, raw.received_at)
         if event.kind == "handover":
             self._hand_over(incident)
+
+    def _confirm_to_gateway(self, raw: _Event, event: IncidentEvent) -> None:
+        """Tell the publishing gateway its event is recorded (after the commit), so its
+        outbox may let it go; a duplicate is confirmed again (its first ack may be lost)."""
+        try:
+            gateway, _ = parse_topic(raw.topic, self.settings.topic_prefix)
+        except PayloadError:
+            return
+        ack = BatchAck(batch_ids=(event.event_id,), committed_at=now_utc())
+        self._client.publish(
+            gateway_topic(gateway, "ack", self.settings.topic_prefix), encode(ack), qos=1
+        )
 
     def _poll_vitals(self) -> None:
         conn = self._db()

@@ -58,6 +58,7 @@ from vitals import (
     parse_topic,
     subscription,
 )
+from vitals.incident import IncidentEvent
 
 log = logging.getLogger("vitalstream.ingest")
 
@@ -465,6 +466,15 @@ def _topic_kind(topic: str, prefix: str) -> str | None:
         return None
 
 
+def _is_crew_event(payload: bytes) -> bool:
+    """Whether an events-topic payload is a crew ``IncidentEvent`` (handoff's, not ours)."""
+    try:
+        decode(payload, IncidentEvent)
+    except PayloadError:
+        return False
+    return True
+
+
 def _store_events(
     conn: psycopg.Connection[tuple[object, ...]],
     messages: list[_Message],
@@ -484,6 +494,8 @@ def _store_events(
         try:
             batch = decode(message.payload, EventBatch)
         except PayloadError as exc:
+            if _is_crew_event(message.payload):
+                continue  # an ambulance crew's event: the handoff service stores and acks it
             dead_letter_message(
                 conn, message.topic, message.payload, received_at, gateway, exc.kind, exc.detail
             )

@@ -80,12 +80,23 @@ class IngestSupervisor:
         self._watch: threading.Thread | None = None
         self.restarts = 0
 
-    def start(self, ready_timeout: float = 60.0) -> None:
-        """Start the child and wait until it is subscribed."""
+    def start(self, ready_timeout: float = 60.0, attempts: int = 3) -> None:
+        """Start the child and wait until it is subscribed.
+
+        A child that dies while starting (killed by an operator, or a transient failure) is
+        started again, up to ``attempts`` times; only then does the demo give up.
+        """
         self._spawn()
         deadline = time.monotonic() + ready_timeout
         while not self._ready.exists():
-            if time.monotonic() > deadline or (self._proc and self._proc.poll() is not None):
+            died = self._proc is not None and self._proc.poll() is not None
+            if died and attempts > 1:
+                attempts -= 1
+                self.restarts += 1
+                log.warning("the ingest service died while starting; starting it again")
+                self._spawn()
+                continue
+            if time.monotonic() > deadline or died:
                 tail = self._log.read_text(errors="replace").strip().splitlines()[-15:]
                 raise services.ServiceError(
                     "the ingest service did not start; its last log lines:\n" + "\n".join(tail)

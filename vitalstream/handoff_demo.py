@@ -6,9 +6,10 @@ Wiring only, like :mod:`vitalstream.demo`: the database and broker come from
 service (:mod:`ingest_service.handoff`) and one edge agent run in this process, and an
 in-process "ER board" receives the pre-alerts and the FHIR Bundle.
 
-    simulated monitor -> EdgeAgent outbox -> MQTT readings -> ingest -> PostgreSQL readings
-    crew events       -> the same gateway  -> MQTT events  -> handoff service -> rules
-                                                     -> ER notified -> handover -> bundle.json
+    simulated monitor -> EdgeAgent outbox (vitals lane) -> MQTT readings -> ingest -> readings
+    crew events       -> EdgeAgent.submit_event -> the same outbox (alarm lane)
+                      -> MQTT events -> handoff service -> rules -> ER notified
+                      -> handover -> bundle.json (the handoff service confirms each event)
 
 Everything in the script is SYNTHETIC and labelled so: source ``sim``, ids starting with
 ``sim-``, a temporary ``tmp-…`` subject (the unidentified-patient path), no names, no IDs.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import secrets
 import shutil
 import threading
@@ -33,13 +33,11 @@ from typing import Any, Literal
 import psycopg
 
 from edge_agent import EdgeAgent
-from edge_agent.link import GatewayLink
-from edge_agent.outbox import Outbox
 from edge_agent.simulator import SimPatient, TimeWarpSource, simulate_ambulance
 from ingest_service import migrate
 from ingest_service.handoff import ErNotice, HandoffService, HandoffSettings, write_bundle
 from ingest_service.identity import temporary_subject
-from vitals import NoValue, Reading, encode, gateway_topic, now_utc, parse_broker_url
+from vitals import NoValue, Reading, gateway_topic, now_utc, parse_broker_url
 from vitals import metric as catalogue_metric
 from vitals.broker import forget_session
 from vitals.incident import (
@@ -85,39 +83,6 @@ class HandoffDemoOptions:
 
 
 # --------------------------------------------------------------------------- the edge side
-
-
-class CrewEventAgent(EdgeAgent):
-    """An edge agent that also publishes the crew's incident events on ``.../events``.
-
-    Events go out on the gateway's own session (the broker ACL lets a gateway publish only
-    under ``gw/{its id}/``), ahead of the readings of the same turn: alarms and crew events
-    are the first lane on a weak link (ARCHITECTURE.md). Until ``EdgeAgent`` offers an
-    events lane through its outbox, this hooks its per-turn drain step; an event published
-    while the link is down waits here, in memory (not on disk like readings).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._events: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-        self._held: bytes | None = None
-        self.events_sent = 0
-
-    def send_event(self, event: IncidentEvent) -> None:
-        """Queue a crew event for the next turn of the agent loop."""
-        self._events.put(encode(event))
-
-    def _drain(self, outbox: Outbox, link: GatewayLink) -> int:
-        while True:
-            if self._held is None:
-                if self._events.empty():
-                    break
-                self._held = self._events.get_nowait()
-            if not link.publish("events", self._held):
-                break
-            self._held = None
-            self.events_sent += 1
-        return super()._drain(outbox, link)
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,7 +411,7 @@ def _run_incident(
     def monitor() -> Sequence[Reading]:
         return warp.due(time.monotonic() - t0)
 
-    agent = CrewEventAgent(
+    agent = EdgeAgent(
         patient.gateway,
         workdir / f"{patient.gateway}.outbox",
         parse_broker_url(broker_url),
@@ -457,8 +422,8 @@ def _run_incident(
     deadline = time.monotonic() + options.timeout_s
     agent.start()
     try:
-        agent.send_event(scenario.open_event)
-        agent.send_event(scenario.findings_event)
+        agent.submit_event(scenario.open_event)
+        agent.submit_event(scenario.findings_event)
 
         def remaining() -> float:
             return max(0.1, deadline - time.monotonic())
@@ -471,7 +436,7 @@ def _run_incident(
             warp.remaining or agent.depth or agent.counters.confirmed < agent.counters.accepted
         ):
             time.sleep(0.1)  # let the last vitals reach the database before the handover
-        agent.send_event(scenario.handover(now_utc()))
+        agent.submit_event(scenario.handover(now_utc()))
         if not er.wait(lambda: er.receipt is not None, remaining()):
             raise HandoffDemoError("the handoff Bundle did not reach the ER")
     finally:

@@ -134,7 +134,7 @@ def test_killing_the_ingest_service_mid_demo_loses_nothing(
         during=_kill_ingest_twice,
     )
     check_contract(summary, latency=False)
-    assert summary["ingest_restarts"] == 2
+    assert summary["ingest_restarts"] >= 2
 
 
 def test_free_port_is_really_free() -> None:
