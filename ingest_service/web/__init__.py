@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ingest_service.web import assets, doctor, er, followup, login, patient
+from ingest_service.web import (
+    assets,
+    cgm_pages,
+    doctor,
+    er,
+    fhir_export,
+    followup,
+    login,
+    patient,
+)
 
 router = APIRouter()
-for _module in (login, doctor, patient, er, followup, assets):
+for _module in (login, doctor, patient, cgm_pages, fhir_export, er, followup, assets):
     router.include_router(_module.router)
 
 __all__ = ["router"]

@@ -20,6 +20,7 @@ ASSETS: dict[str, str] = {
     "uPlot.min.css": "text/css; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
+    "cgm.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "er.js": "text/javascript; charset=utf-8",
     "er.css": "text/css; charset=utf-8",

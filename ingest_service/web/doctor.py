@@ -25,9 +25,11 @@ from ingest_service.api.deps import ConnectionDep, record
 from ingest_service.api.tokens import Principal
 from ingest_service.web import alert_actions, queries, rule_settings, trends
 from ingest_service.web.attention import SEVERITY_RANK, ago, rank_patients
+from ingest_service.web.i18n import Lang, as_lang, choose_lang, translate
 from ingest_service.web.render import SECURITY_HEADERS, page, web_settings
 from ingest_service.web.session import (
     DOCTOR_ROLES,
+    LANG_COOKIE,
     FormDep,
     PageError,
     PageRoute,
@@ -48,14 +50,38 @@ MAX_STREAM = timedelta(minutes=10)
 #: Ranges the per-patient page offers (days).
 RANGES: tuple[int, ...] = (1, 7, 30, 90)
 
-#: The per-patient charts: id, title, metrics drawn, unit.
+#: The per-patient charts: id, title (catalogue key), metrics drawn, unit.
 CHARTS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
-    ("bp", "Home blood pressure", ("bp_systolic", "bp_diastolic"), "mmHg"),
-    ("glucose", "Glucose", ("glucose",), "mmol/L"),
-    ("weight", "Weight", ("weight",), "kg"),
-    ("spo2", "SpO2", ("spo2",), "%"),
-    ("heart_rate", "Heart rate", ("heart_rate",), "/min"),
+    ("bp", "chart_bp", ("bp_systolic", "bp_diastolic"), "mmHg"),
+    ("glucose", "chart_glucose", ("glucose",), "mmol/L"),
+    ("weight", "chart_weight", ("weight",), "kg"),
+    ("spo2", "chart_spo2", ("spo2",), "%"),
+    ("heart_rate", "chart_heart_rate", ("heart_rate",), "/min"),
 )
+
+
+def _lang(request: Request) -> Lang:
+    """The page language as the patient pages choose it (``?lang=``, cookie, browser); the
+    fallback stays English, the clinician pages' language before the catalogue covered them."""
+    return choose_lang(
+        request.query_params.get("lang"),
+        request.cookies.get(LANG_COOKIE),
+        request.headers.get("accept-language"),
+        default="en",
+    )
+
+
+def _page(
+    request: Request, template: str, context: Mapping[str, Any], *, status_code: int = 200
+) -> HTMLResponse:
+    """:func:`page` in the viewer's language; a ``?lang=`` choice is remembered in a cookie."""
+    lang = _lang(request)
+    response = page(request, template, context, status_code=status_code, lang=lang)
+    if as_lang(request.query_params.get("lang")) is not None:
+        response.set_cookie(
+            LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", httponly=True
+        )
+    return response
 
 
 def _doctor(conn: Connection, request: Request, seen: Viewer, resource: str) -> Principal:
@@ -121,14 +147,14 @@ def panel(
     """My patients, most in need of attention first."""
     who = _doctor(conn, request, seen, "web/doctor/panel")
     context = _panel_context(conn, request, who)
-    return page(request, "doctor_panel.html", {**context, "live": live})
+    return _page(request, "doctor_panel.html", {**context, "live": live})
 
 
 @router.get("/panel-rows", response_class=HTMLResponse)
 def panel_rows(request: Request, seen: ViewerDep, conn: ConnectionDep) -> HTMLResponse:
     """The panel's table body alone (what the live stream reloads)."""
     who = _doctor(conn, request, seen, "web/doctor/panel")
-    return page(request, "_panel_rows.html", _panel_context(conn, request, who))
+    return _page(request, "_panel_rows.html", _panel_context(conn, request, who))
 
 
 def _alert_stamp(pool: ConnectionPool[Connection], allowed: Sequence[str] | None) -> str:
@@ -204,7 +230,7 @@ def inbox(
                 "returned": len(rows),
             },
         )
-    return page(request, "doctor_alerts.html", {"alerts": rows, "show": show})
+    return _page(request, "doctor_alerts.html", {"alerts": rows, "show": show})
 
 
 def _back_to(form: Mapping[str, list[str]]) -> str:
@@ -218,17 +244,11 @@ def _back_to(form: Mapping[str, list[str]]) -> str:
 #: Choices the inbox offers: snooze minutes (lifecycle maximum 4 h), shelf hours (7 days).
 SNOOZE_MINUTES: tuple[int, ...] = (15, 30, 60, 120, 240)
 SHELVE_HOURS: tuple[int, ...] = (8, 24, 72, 168)
+#: Catalogue keys of the problem an action's 422 row shows.
 _PROBLEMS: Mapping[str, str] = {
-    "resolve": "A note is required to resolve an alert.",
-    "shelve": "A reason and a shelf time are required to shelve an alert.",
-    "snooze": "Choose how long to snooze the alert.",
-}
-_DONE: Mapping[str, str] = {
-    "acknowledge": "acknowledged",
-    "resolve": "resolved",
-    "snooze": "snoozed",
-    "shelve": "shelved",
-    "escalate": "escalated",
+    "resolve": "problem_resolve",
+    "shelve": "problem_shelve",
+    "snooze": "problem_snooze",
 }
 
 
@@ -264,8 +284,8 @@ def _act(
             current = queries.alert_by_id(conn, alert_id)
         if current is None:
             raise PageError(404, "not_found") from None
-        problem = _PROBLEMS.get(action, "Please check the form.")
-        return page(
+        problem = translate(_lang(request), _PROBLEMS.get(action, "invalid_input"))
+        return _page(
             request,
             "_alert_row.html",
             {"alert": current, "problem": problem},
@@ -273,9 +293,9 @@ def _act(
         )
     if not htmx:
         return RedirectResponse(_back_to(form), status_code=303)
-    done = _DONE[action]
-    message = f"Alert {alert_id} {done}." if outcome.changed else f"Alert {alert_id}: no change."
-    response = page(request, "_alert_row.html", {"alert": outcome.alert, "problem": None})
+    key = f"status_done_{action}" if outcome.changed else "status_no_change"
+    message = translate(_lang(request), key, id=alert_id)
+    response = _page(request, "_alert_row.html", {"alert": outcome.alert, "problem": None})
     # htmx raises this event; app.js puts the text in the page's live status region.
     response.headers["HX-Trigger"] = json.dumps({"vs-status": message})
     return response
@@ -380,7 +400,7 @@ def _subject_context(
             charts.append(
                 {
                     "id": chart_id,
-                    "title": title,
+                    "title": translate(_lang(request), title),
                     "unit": unit,
                     "metrics": list(metrics),
                     "resolution": ", ".join(sorted({s.resolution for s in found.values()})),
@@ -482,7 +502,7 @@ def subject_page(
     _subject(conn, request, who, subject, resource)
     context = _subject_context(conn, request, who, subject, days, resource)
     context["saved"] = saved
-    return page(request, "subject.html", context)
+    return _page(request, "subject.html", context)
 
 
 @router.post("/subjects/{subject}/rules", response_model=None)
@@ -506,4 +526,4 @@ def edit_rules(
         return RedirectResponse(f"/doctor/subjects/{subject}?saved=true#rules", status_code=303)
     context = _subject_context(conn, request, who, subject, 7, f"web/subject/{subject}")
     context["problems"] = problems
-    return page(request, "subject.html", context, status_code=422)
+    return _page(request, "subject.html", context, status_code=422)
