@@ -294,12 +294,18 @@ class EdgeAgent:
         self._account_drops(outbox)
 
     def _put_readings(self, outbox: Outbox, readings: Sequence[Reading]) -> list[Reading]:
-        """Current readings into ``vitals``, old ones (older than backfill_after_s) ``backfill``."""
-        if self._settings.backfill_after_s is None:
-            return outbox.put(readings)
-        cutoff = now_utc() - timedelta(seconds=self._settings.backfill_after_s)
-        current = [reading for reading in readings if reading.time >= cutoff]
-        old = [reading for reading in readings if reading.time < cutoff]
+        """Current readings into ``vitals``; old ones (older than backfill_after_s) and
+        records downloaded from a device's memory (RACP, ``stored_record``) into ``backfill``."""
+        after = self._settings.backfill_after_s
+        cutoff = now_utc() - timedelta(seconds=after) if after is not None else None
+
+        def is_old(reading: Reading) -> bool:
+            return "stored_record" in reading.quality or (
+                cutoff is not None and reading.time < cutoff
+            )
+
+        current = [reading for reading in readings if not is_old(reading)]
+        old = [reading for reading in readings if is_old(reading)]
         accepted = outbox.put(current) if current else []
         if old:
             accepted += outbox.put(old, lane="backfill")

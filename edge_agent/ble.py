@@ -17,9 +17,14 @@ thin adapter and everything that decides something is pure and table-driven:
   that library's job, not ours), reads features and battery, subscribes, and hands readings
   to the agent through a thread-safe queue (the agent's source callable drains it).
 
+After subscribing, :class:`BleSource` sets the device clock (Current Time 0x2A2B or Date Time
+0x2A08 when writable; ``set_time``) and downloads stored records through the Record Access
+Control Point 0x2A52 (:mod:`edge_agent.racp_download`: glucose meters, CGMs): the readings carry
+the quality flag ``stored_record`` and the last downloaded record key per device is persisted
+in ``racp_state_path`` once the agent has taken the readings (docs/edge.md, "RACP").
+
 Tests replace ``discover`` and the client class (the bleak API boundary) with fakes that replay
-real characteristic payloads. RACP record download after reconnect is not implemented yet
-(docs/edge.md, "BLE").
+real characteristic payloads.
 """
 
 from __future__ import annotations
@@ -32,12 +37,27 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
 from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
+from edge_agent.racp_download import (
+    CGM_MEASUREMENT,
+    GLUCOSE_CONTEXT,
+    GLUCOSE_MEASUREMENT,
+    RACP,
+    STORED_RECORD,
+    DownloadResult,
+    RacpDownload,
+    RacpState,
+    RacpStateStore,
+    context_quality,
+)
 from edge_agent.registry import DeviceBinding, DeviceRegistry
 from firmware_bridge.errors import DecodeError
 from firmware_bridge.gatt import decode_characteristic
+from firmware_bridge.gatt.date_time import encode_date_time
+from firmware_bridge.gatt.racp import abort as racp_abort
 from firmware_bridge.measurement import place_rr_intervals, to_reading
 from vitals import DeviceStatus, Reading
 
@@ -51,6 +71,12 @@ _BASE_SUFFIX: Final = "-0000-1000-8000-00805f9b34fb"
 BATTERY_LEVEL: Final = 0x2A19
 #: CGM Session Start Time (CGMS 1.0.1 3.5): the epoch of the CGM records' time offsets.
 CGM_SESSION_START: Final = 0x2AAA
+#: Current Time (CTS 1.1 3.1, Exact Time 256 + Adjust Reason) and Date Time (GSS): the clocks a
+#: gateway sets, in this order of preference, when the device offers them writable.
+CURRENT_TIME: Final = 0x2A2B
+DATE_TIME: Final = 0x2A08
+#: CTS Adjust Reason bit 1: "External Reference Time Update" (the gateway's clock).
+ADJUST_EXTERNAL_REFERENCE: Final = 0x02
 
 
 def uuid128(uuid16: int) -> str:
@@ -82,7 +108,7 @@ SERVICES: Final[Mapping[int, ServiceSpec]] = {
     0x180D: ServiceSpec("heart_rate", (0x2A37,)),  # HRS 1.0: HR Measurement, notify
     0x1810: ServiceSpec("blood_pressure", (0x2A35,)),  # BLS 1.1: BP Measurement, indicate
     0x1809: ServiceSpec("health_thermometer", (0x2A1C,)),  # HTS 1.0: Temperature, indicate
-    # GLS 1.0: Glucose Measurement + Context, notify; stored records need RACP (not yet).
+    # GLS 1.0: Glucose Measurement + Context, notify; stored records via RACP 0x2A52.
     0x1808: ServiceSpec("glucose", (0x2A18, 0x2A34)),
     # CGMS 1.0.1: CGM Measurement, notify; Feature (E2E-CRC) and Session Start Time read first.
     0x181F: ServiceSpec("cgm", (0x2AA7,), (0x2AA8, CGM_SESSION_START)),
@@ -121,6 +147,38 @@ def cgm_session_start(data: bytes) -> datetime | None:
     except ValueError:
         return None
     return local - timedelta(minutes=zone * 15 + dst_minutes)
+
+
+def current_time_value(moment: datetime, adjust_reason: int = ADJUST_EXTERNAL_REFERENCE) -> bytes:
+    """Current Time 0x2A2B (CTS 1.1 3.1): Date Time (wall clock of ``moment``, as it is) ·
+    Day of Week (1 = Monday .. 7 = Sunday) · Fractions256 · Adjust Reason."""
+    fractions = moment.microsecond * 256 // 1_000_000
+    return encode_date_time(moment) + bytes((moment.isoweekday(), fractions, adjust_reason))
+
+
+def stored_readings(
+    binding: DeviceBinding, result: DownloadResult, *, now: datetime
+) -> tuple[list[Reading], list[str]]:
+    """Readings of downloaded RACP records (flagged ``stored_record``, glucose context as
+    ``meal:``/``tester:``/``health:`` flags) and the reasons of records that gave none."""
+    readings: list[Reading] = []
+    skipped: list[str] = []
+    for record in result.records:
+        user = record.fields.get("user_id")
+        subject = binding.subject_for(user if isinstance(user, int) else None)
+        if subject is None:
+            skipped.append(f"record {record.key}: user id {user} is not bound to a subject")
+            continue
+        if not record.measurements:
+            skipped.append(f"record {record.key}: no measurement")
+            continue
+        extra = (STORED_RECORD, *context_quality(record.context))
+        for measurement in record.measurements:
+            reading = to_reading(
+                measurement, subject=subject, device=binding.device, received_at=now, source="ble"
+            )
+            readings.append(reading.model_copy(update={"quality": (*reading.quality, *extra)}))
+    return readings, skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +246,10 @@ class ClientLike(Protocol):
 
     async def read_gatt_char(self, char_specifier: str) -> bytearray: ...
 
+    async def write_gatt_char(
+        self, char_specifier: str, data: bytes, response: bool | None = None
+    ) -> None: ...
+
     async def start_notify(
         self, char_specifier: str, callback: Callable[[Any, bytearray], None]
     ) -> None: ...
@@ -254,8 +316,32 @@ class BleDeviceState:
 class _Connection:
     binding: DeviceBinding
     client: ClientLike
+    address: str = ""
     features: dict[int, bytes] = field(default_factory=dict)
     session_start: datetime | None = None
+    subscribed: set[int] = field(default_factory=set)
+    download: RacpDownload | None = None
+    download_done: asyncio.Event | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Commit:
+    """Queue marker after a download's readings: persist its counter once they are taken."""
+
+    device: str
+    state: RacpState
+
+
+def characteristic_properties(client: Any, uuid16: int) -> frozenset[str] | None:
+    """The GATT properties bleak reports for a characteristic ("read", "write", "indicate"...),
+    or None when the device does not expose it (or the client has no service table)."""
+    try:
+        characteristic = client.services.get_characteristic(uuid128(uuid16))
+    except Exception:  # no service discovery on this client
+        return None
+    if characteristic is None:
+        return None
+    return frozenset(str(p) for p in characteristic.properties)
 
 
 class BleSource:
@@ -271,6 +357,10 @@ class BleSource:
         discover: Discover | None = None,
         connect: Connect | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        racp_state_path: Path | None = None,
+        racp_timeout_s: float = 60.0,
+        set_time: bool = True,
+        local_zone: tzinfo | None = None,
     ) -> None:
         self.registry = registry
         self.scan_interval_s = scan_interval_s
@@ -278,7 +368,18 @@ class BleSource:
         self._discover = discover or bleak_discover(adapter)
         self._connect = connect or retry_connect()
         self._clock = clock
-        self._readings: queue.SimpleQueue[Reading] = queue.SimpleQueue()
+        self._readings: queue.SimpleQueue[Reading | _Commit] = queue.SimpleQueue()
+        #: Persisted RACP progress; None path = in memory only (re-downloads after a restart).
+        self.racp_state = RacpStateStore(racp_state_path)
+        self.racp_timeout_s = racp_timeout_s
+        self.set_time = set_time
+        self._local_zone = local_zone
+        # Counters whose readings the agent took on its previous call (see __call__).
+        self._handed: list[_Commit] = []
+        # Latest progress per device in this process (committed or waiting for the agent).
+        self._racp_latest = RacpStateStore(None)
+        #: RACP outcome of each device's last download (for logs/status and tests).
+        self.last_download: dict[str, DownloadResult] = {}
         self.devices: dict[str, BleDeviceState] = {
             b.device: BleDeviceState() for b in registry.devices
         }
@@ -290,13 +391,25 @@ class BleSource:
 
     # -- agent side ----------------------------------------------------------------------------
     def __call__(self) -> list[Reading]:
-        """Readings received since the last call."""
+        """Readings received since the last call.
+
+        The agent puts what one call returns into its outbox before it calls again, so the
+        RACP counters of readings handed out on the previous call are persisted now: a crash in
+        between re-downloads (harmless: unique keys) instead of losing stored records.
+        """
+        for commit in self._handed:
+            self.racp_state.commit(commit.device, commit.state)
+        self._handed = []
         out: list[Reading] = []
         while True:
             try:
-                out.append(self._readings.get_nowait())
+                item = self._readings.get_nowait()
             except queue.Empty:
                 return out
+            if isinstance(item, _Commit):
+                self._handed.append(item)
+            else:
+                out.append(item)
 
     def device_status(self) -> tuple[DeviceStatus, ...]:
         """Last reading time and battery of each registered device (for the retained status)."""
@@ -368,12 +481,13 @@ class BleSource:
         except Exception as exc:  # bleak-retry-connector gave up; next scan
             log.warning("BLE %s: cannot connect: %s", binding.device, exc)
             return
-        connection = _Connection(binding, client)
+        connection = _Connection(binding, client, address=device.address)
         self._connections[binding.device] = connection
         state.connected = True
         log.info("BLE %s connected", binding.device)
         try:
             await self._prepare(connection)
+            await self._download(connection, disconnected)
             await disconnected.wait()
         except Exception as exc:  # a GATT error ends this connection only
             log.warning("BLE %s: %s", binding.device, exc)
@@ -384,6 +498,8 @@ class BleSource:
 
     async def _prepare(self, connection: _Connection) -> None:
         client = connection.client
+        if self.set_time:
+            await self._set_time(connection)
         wanted_features = {f for spec in SERVICES.values() for f in spec.features}
         for uuid16 in (*sorted(wanted_features), BATTERY_LEVEL):
             try:
@@ -404,13 +520,143 @@ class BleSource:
                 except Exception:  # noqa: S112 - not offered by this device
                     continue
                 subscribed += 1
+                connection.subscribed.add(uuid16)
         log.info("BLE %s: %d measurement characteristic(s)", connection.binding.device, subscribed)
+
+    def _device_zone(self, binding: DeviceBinding) -> tzinfo:
+        """The device clock's zone: the binding's, else the gateway's local zone."""
+        if binding.timezone:
+            return ZoneInfo(binding.timezone)
+        return self._local_zone or datetime.now().astimezone().tzinfo or UTC
+
+    async def _set_time(self, connection: _Connection) -> None:
+        """Write the gateway's clock (in the device's zone) to Current Time or Date Time."""
+        client = connection.client
+        device = connection.binding.device
+        for uuid16 in (CURRENT_TIME, DATE_TIME):
+            properties = characteristic_properties(client, uuid16)
+            if properties is None or not properties & {"write", "write-without-response"}:
+                continue
+            moment = self._clock().astimezone(self._device_zone(connection.binding))
+            value = (
+                current_time_value(moment) if uuid16 == CURRENT_TIME else (encode_date_time(moment))
+            )
+            try:
+                await client.write_gatt_char(uuid128(uuid16), value, response="write" in properties)
+            except Exception as exc:  # refused (e.g. needs bonding): the device keeps its clock
+                log.warning("BLE %s: setting time via 0x%04X failed: %s", device, uuid16, exc)
+                continue
+            log.info("BLE %s: device time set to %s (0x%04X)", device, moment.isoformat(), uuid16)
+            return
+
+    async def _download(self, connection: _Connection, disconnected: asyncio.Event) -> None:
+        """Fetch the records stored since the last download (RACP), if the device has any."""
+        record_uuid = next(
+            (u for u in (GLUCOSE_MEASUREMENT, CGM_MEASUREMENT) if u in connection.subscribed), None
+        )
+        if record_uuid is None:
+            return
+        client = connection.client
+        binding = connection.binding
+        done = asyncio.Event()
+        download: RacpDownload | None = None
+
+        def on_racp(_sender: Any, data: bytearray) -> None:
+            if download is not None and download.on_response(bytes(data)):
+                done.set()
+
+        try:
+            await client.start_notify(uuid128(RACP), on_racp)
+        except Exception:  # no RACP on this device
+            return
+        session = connection.session_start if record_uuid == CGM_MEASUREMENT else None
+        # This process's latest progress first (it may still wait for the agent to take the
+        # readings), else what is on disk.
+        store = self._racp_latest if self._racp_latest.has(binding.device) else self.racp_state
+        last_key = store.last_key(
+            binding.device,
+            address=connection.address,
+            characteristic=record_uuid,
+            session_start=session,
+        )
+        download = RacpDownload(record_uuid, last_key)
+        connection.download = download
+        request = download.request()
+        log.info(
+            "BLE %s: RACP report stored records from key %s (%s)",
+            binding.device,
+            download.first_key,
+            request.hex(),
+        )
+        try:
+            await client.write_gatt_char(uuid128(RACP), request, response=True)
+            waiters = [
+                asyncio.ensure_future(done.wait()),
+                asyncio.ensure_future(disconnected.wait()),
+            ]
+            try:
+                await asyncio.wait(
+                    waiters, timeout=self.racp_timeout_s, return_when="FIRST_COMPLETED"
+                )
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        finally:
+            connection.download = None
+        reason = (
+            "disconnected before the RACP response"
+            if disconnected.is_set()
+            else (f"no RACP response within {self.racp_timeout_s:g} s")
+        )
+        result = download.finish(reason)
+        self.last_download[binding.device] = result
+        readings, skipped = stored_readings(binding, result, now=self._clock())
+        state = self.devices[binding.device]
+        for why in skipped:
+            state.skipped += 1
+            log.warning("BLE %s RACP: %s", binding.device, why)
+        for reading in readings:
+            self._readings.put(reading)
+            if state.last_reading_at is None or reading.time > state.last_reading_at:
+                state.last_reading_at = reading.time
+        log_level = logging.WARNING if result.response.status == "error" else logging.INFO
+        log.log(
+            log_level,
+            "BLE %s RACP %s (%s): %d record(s), %d reading(s), last key %s -> %s; "
+            "%d re-sent old, %d repeated, %d orphan context(s)",
+            binding.device,
+            result.response.status,
+            result.response.reason,
+            len(result.records),
+            len(readings),
+            last_key,
+            result.last_key,
+            result.dropped_old,
+            result.repeated,
+            result.orphan_contexts,
+        )
+        if result.last_key is not None and result.last_key != last_key:
+            progress = RacpState(
+                address=connection.address,
+                characteristic=record_uuid,
+                last_key=result.last_key,
+                session_start=None if session is None else session.isoformat(),
+            )
+            self._racp_latest.commit(binding.device, progress)
+            self._readings.put(_Commit(binding.device, progress))
+        if not done.is_set() and not disconnected.is_set():
+            with contextlib.suppress(Exception):  # best effort: stop a runaway transfer
+                await client.write_gatt_char(uuid128(RACP), racp_abort(), response=True)
 
     def _handler(self, connection: _Connection, uuid16: int) -> Callable[[Any, bytearray], None]:
         binding = connection.binding
         zone = ZoneInfo(binding.timezone) if binding.timezone else None
 
         def on_value(_sender: Any, data: bytearray) -> None:
+            download = connection.download
+            if download is not None and uuid16 in (download.characteristic, GLUCOSE_CONTEXT):
+                self._to_download(connection, download, uuid16, bytes(data), zone)
+                return
             outcome = readings_from_notification(
                 binding,
                 uuid16,
@@ -429,3 +675,36 @@ class BleSource:
                 state.last_reading_at = reading.time
 
         return on_value
+
+    def _to_download(
+        self,
+        connection: _Connection,
+        download: RacpDownload,
+        uuid16: int,
+        data: bytes,
+        zone: tzinfo | None,
+    ) -> None:
+        feature_uuid = FEATURE_FOR.get(uuid16)
+        feature = connection.features.get(feature_uuid) if feature_uuid is not None else None
+        try:
+            result = decode_characteristic(
+                uuid16,
+                data,
+                feature=feature,
+                device_tz=zone,
+                session_start=connection.session_start,
+            )
+        except DecodeError as error:
+            self.devices[connection.binding.device].skipped += 1
+            log.warning(
+                "BLE %s 0x%04X stored record: %s: %s",
+                connection.binding.device,
+                uuid16,
+                error.kind,
+                error.detail,
+            )
+            return
+        if uuid16 == GLUCOSE_CONTEXT:
+            download.on_context(result)
+        else:
+            download.on_measurement(result)

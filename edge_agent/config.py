@@ -163,6 +163,8 @@ class BleSourceConfig(_Model):
     """BlueZ adapter (``hci0``); default: the system's default adapter."""
     scan_interval_s: float = Field(default=30.0, gt=0)
     scan_duration_s: float = Field(default=10.0, gt=0)
+    set_time: bool = True
+    """Write the gateway's time into devices that expose Current Time / Date Time."""
 
 
 class LocalAlarmsConfig(_Model):
@@ -357,10 +359,14 @@ class RunningSource(Protocol):
         ...
 
 
-def open_source(source: SourceConfig, gateway: str, now: datetime) -> RunningSource:
+def open_source(
+    source: SourceConfig, gateway: str, now: datetime, state_dir: Path | None = None
+) -> RunningSource:
     """Start one configured source (servers listen, radios scan) for ``gateway``.
 
-    Imports are local so that a gateway pays only for the sources it uses (bleak, wfdb).
+    ``state_dir`` (beside the outbox) keeps what a source must remember across restarts
+    (the BLE stored-record counters). Imports are local so that a gateway pays only for the
+    sources it uses (bleak, wfdb).
     """
     if isinstance(source, SimSourceConfig):
         return _open_sim(source, gateway, now)
@@ -422,6 +428,8 @@ def open_source(source: SourceConfig, gateway: str, now: datetime) -> RunningSou
         adapter=source.adapter,
         scan_interval_s=source.scan_interval_s,
         scan_duration_s=source.scan_duration_s,
+        racp_state_path=state_dir / "ble_racp.json" if state_dir is not None else None,
+        set_time=source.set_time,
     )
     ble.start()
     return ble

@@ -471,6 +471,29 @@ CREATE TABLE waveforms (
 CREATE INDEX waveforms_subject_start ON waveforms (subject, start_time DESC);
 """,
     ),
+    (
+        12,
+        "ECG reading (R7): snippet ids and the readers' reports (ingest_service.web.ecg)",
+        """
+-- A short id for the reading pages (/ecg/{id}); existing rows are numbered too.
+ALTER TABLE waveforms ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE waveforms ADD CONSTRAINT waveforms_id_key UNIQUE (id);
+-- One report per snippet: a snippet with a report is read (it leaves the queue).
+CREATE TABLE ecg_reports (
+    id           bigint       GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    waveform_id  bigint       NOT NULL UNIQUE REFERENCES waveforms (id),
+    subject      text         NOT NULL,
+    rhythm       text         NOT NULL,
+    findings     text[]       NOT NULL DEFAULT '{}',
+    note         text         NOT NULL DEFAULT '',
+    af_finding   jsonb        NOT NULL,
+    reader       text         NOT NULL,
+    reader_role  text         NOT NULL,
+    reported_at  timestamptz  NOT NULL DEFAULT now()
+);
+CREATE INDEX ecg_reports_subject ON ecg_reports (subject, reported_at DESC);
+""",
+    ),
 )
 
 _READINGS_COLUMNS = """

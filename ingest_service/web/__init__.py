@@ -12,6 +12,7 @@ from ingest_service.web import (
     assets,
     cgm_pages,
     doctor,
+    ecg,
     er,
     fhir_export,
     followup,
@@ -20,7 +21,7 @@ from ingest_service.web import (
 )
 
 router = APIRouter()
-for _module in (login, doctor, patient, cgm_pages, fhir_export, er, followup, assets):
+for _module in (login, doctor, patient, cgm_pages, fhir_export, er, followup, ecg, assets):
     router.include_router(_module.router)
 
 __all__ = ["router"]

@@ -24,6 +24,7 @@ ASSETS: dict[str, str] = {
     "app.css": "text/css; charset=utf-8",
     "er.js": "text/javascript; charset=utf-8",
     "er.css": "text/css; charset=utf-8",
+    "ecg.css": "text/css; charset=utf-8",
 }
 
 

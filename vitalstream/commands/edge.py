@@ -85,7 +85,9 @@ def run_command(config: ConfigOption) -> None:
         if settings.ambulance is not None:
             ambulance = open_ambulance(settings.ambulance, now)
         for source in settings.sources:
-            sources.append(open_source(source, settings.gateway, now))
+            sources.append(
+                open_source(source, settings.gateway, now, state_dir=settings.outbox.parent)
+            )
     except (VitalsError, OSError) as error:
         for opened in sources:
             opened.close()

@@ -85,3 +85,21 @@ def test_an_undecodable_row_is_set_aside_not_fatal(tmp_path: Path) -> None:
         due = outbox.due(0.0, 10)
         assert [row.row_id for row in due] == [2]
         assert outbox.rejected() == 1 and outbox.depth() == 1
+
+
+def test_records_downloaded_from_a_device_memory_go_to_backfill(tmp_path: Path) -> None:
+    """RACP records (quality ``stored_record``) drain after live vitals, however recent."""
+    from edge_agent import EdgeAgent
+    from vitals import BrokerAddress
+
+    agent = EdgeAgent("gw-1", tmp_path / "o.sqlite", BrokerAddress("127.0.0.1", 1), prefix="t")
+    now = datetime.now(UTC)  # both measured just now: only the quality flag tells them apart
+    live = [r.model_copy(update={"time": now}) for r in readings(1, device="live")]
+    stored = [
+        r.model_copy(update={"device": "meter", "time": now, "quality": ("stored_record",)})
+        for r in readings(1)
+    ]
+    with Outbox(tmp_path / "o2.sqlite") as outbox:
+        agent._put_readings(outbox, [*stored, *live])
+        assert outbox.lane_counts().get("backfill") == 1
+        assert [row.reading.device for row in outbox.due(0.0, 10)] == ["live", "meter"]
