@@ -9,13 +9,17 @@ the audit log (actor ``cli:<who>``) in the same transaction, like one from the b
 from __future__ import annotations
 
 import getpass
+import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 
 from ingest_service import audit
 from ingest_service.api.routers import incidents
+from ingest_service.handoff import write_bundle
 from vitals import is_identifier
 from vitalstream.commands.deadletters import DatabaseOption, connect
 from vitalstream.output import EXIT_FAILURE, EXIT_USAGE, console, emit_json
@@ -169,6 +173,220 @@ def ack_command(
         return
     state = "acknowledged" if done.changed else "was acknowledged already"
     typer.echo(f"{done.activation.team} pre-alert {state} by {done.activation.acknowledged_by}")
+
+
+# ------------------------------------------------------------------ crew/ER input (writes)
+# The same functions as POST/PATCH /api/v1/incidents (an IncidentEvent folded by the handoff
+# service's record_event); each write is audited with actor cli:<who>, via "cli".
+
+ByOption = Annotated[
+    str | None, typer.Option("--by", help="Who writes (default cli:<login>; audited).")
+]
+ComplaintOption = Annotated[
+    str | None, typer.Option("--complaint", help="Chief complaint (no names, no IDs).")
+]
+PathwayOption = Annotated[
+    str | None,
+    typer.Option(help="Suspected pathway: stroke, stemi, trauma, maternal or sepsis."),
+]
+FindingsOption = Annotated[
+    str | None,
+    typer.Option(help="Findings as a JSON object, e.g. '{\"befast_positive\": true}'."),
+]
+AtmistOption = Annotated[str | None, typer.Option(help="ATMIST as a JSON object.")]
+SbarOption = Annotated[str | None, typer.Option(help="SBAR as a JSON object.")]
+MomentOption = Annotated[str | None, typer.Option(help="ISO 8601 time with a UTC offset.")]
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _json_object(option: str, text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        console.print(f"[red]{option} is not JSON[/red] ({exc})")
+        raise typer.Exit(EXIT_USAGE) from None
+    if not isinstance(value, dict):
+        console.print(f"[red]{option} must be a JSON object[/red]")
+        raise typer.Exit(EXIT_USAGE)
+    return value
+
+
+def _input(model: type[_M], data: dict[str, Any]) -> _M:
+    try:
+        return model.model_validate({k: v for k, v in data.items() if v is not None})
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "input"
+            console.print(f"[red]{where}[/red]: {error['msg']}")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _audited(conn: Any, actor: str, resource: str, done: incidents.Written) -> None:
+    audit.append(
+        conn,
+        audit.AuditEntry(
+            time=datetime.now(UTC),
+            actor=actor,
+            action=incidents.WRITE_ACTIONS[done.event.kind],
+            resource=resource,
+            detail=incidents.write_detail(done, "cli"),
+        ),
+    )
+
+
+def _written(done: incidents.Written, json_output: bool) -> None:
+    if json_output:
+        emit_json(
+            {
+                "event_id": done.event.event_id,
+                "kind": done.event.kind,
+                "incident": done.incident.model_dump(mode="json"),
+            }
+        )
+        return
+    typer.echo(
+        f"{done.incident.id}: {done.event.kind} recorded ({done.event.event_id}); "
+        f"ambulance {done.incident.gateway}, patient {done.incident.subject}"
+    )
+
+
+@incident_app.command("open")
+def open_command(
+    gateway: Annotated[str, typer.Option("--gateway", help="The ambulance's gateway id.")],
+    incident: Annotated[
+        str | None, typer.Option("--incident", help="The incident id (default: a new one).")
+    ] = None,
+    subject: Annotated[
+        str | None,
+        typer.Option(help="The patient's pseudonymous subject (default: a temporary tmp-… one)."),
+    ] = None,
+    complaint: ComplaintOption = None,
+    pathway: PathwayOption = None,
+    findings: FindingsOption = None,
+    by: ByOption = None,
+    database_url: DatabaseOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Open an incident; an unidentified patient gets a temporary ``tmp-…`` subject.
+    Example: ``vitalstream incident open --gateway amb-12 --complaint "Chest pain" --json``."""
+    fields = _input(
+        incidents.OpenIn,
+        {
+            "gateway": gateway,
+            "incident": incident,
+            "subject": subject,
+            "chief_complaint": complaint,
+            "pathway": pathway,
+            "findings": _json_object("--findings", findings),
+        },
+    )
+    actor = f"cli:{by or getpass.getuser()}"
+    now = datetime.now(UTC)
+    try:
+        with connect(database_url) as conn, conn.transaction():
+            done = incidents.open_incident(conn, fields, incidents.new_event_id("cli"), now)
+            _audited(conn, actor, f"incident/{done.incident.id}", done)
+    except incidents.IncidentExistsError:
+        console.print(f"[red]incident {incident} exists already[/red]")
+        raise typer.Exit(EXIT_FAILURE) from None
+    _written(done, json_output)
+
+
+@incident_app.command("update")
+def update_command(
+    incident: Annotated[str, typer.Argument(help="The incident id.")],
+    complaint: ComplaintOption = None,
+    pathway: PathwayOption = None,
+    call: MomentOption = None,
+    on_scene: MomentOption = None,
+    depart: MomentOption = None,
+    eta: MomentOption = None,
+    arrival: MomentOption = None,
+    findings: FindingsOption = None,
+    atmist: AtmistOption = None,
+    sbar: SbarOption = None,
+    by: ByOption = None,
+    database_url: DatabaseOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Record timeline steps, findings, ATMIST/SBAR, complaint or pathway (a later entry
+    replaces an earlier one; what is left out is kept).
+    Example: ``vitalstream incident update inc-1 --eta 2026-11-25T11:20:00+00:00``."""
+    _check(incident)
+    steps = {"call": call, "on_scene": on_scene, "depart": depart, "eta": eta, "arrival": arrival}
+    timeline = {k: v for k, v in steps.items() if v is not None}
+    fields = _input(
+        incidents.UpdateIn,
+        {
+            "chief_complaint": complaint,
+            "pathway": pathway,
+            "timeline": timeline or None,
+            "findings": _json_object("--findings", findings),
+            "atmist": _json_object("--atmist", atmist),
+            "sbar": _json_object("--sbar", sbar),
+        },
+    )
+    actor = f"cli:{by or getpass.getuser()}"
+    now = datetime.now(UTC)
+    with connect(database_url) as conn, conn.transaction():
+        done = incidents.update_incident(conn, incident, fields, incidents.new_event_id("cli"), now)
+        if done is not None:
+            _audited(conn, actor, f"incident/{incident}", done)
+    if done is None:
+        console.print(f"[red]no incident {incident}[/red]")
+        raise typer.Exit(EXIT_FAILURE)
+    _written(done, json_output)
+
+
+@incident_app.command("handoff")
+def handoff_command(
+    incident: Annotated[str, typer.Argument(help="The incident id.")],
+    atmist: AtmistOption = None,
+    sbar: SbarOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the Bundle to this file.")
+    ] = None,
+    by: ByOption = None,
+    database_url: DatabaseOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Hand the patient over: marks the incident, builds and stores the FHIR Bundle.
+    Example: ``vitalstream incident handoff inc-1 --out /tmp/bundle.json --json``."""
+    _check(incident)
+    fields = _input(
+        incidents.HandoffIn,
+        {"atmist": _json_object("--atmist", atmist), "sbar": _json_object("--sbar", sbar)},
+    )
+    actor = f"cli:{by or getpass.getuser()}"
+    now = datetime.now(UTC)
+    try:
+        with connect(database_url) as conn, conn.transaction():
+            done = incidents.hand_over(conn, incident, fields, incidents.new_event_id("cli"), now)
+            if done is not None:
+                _audited(conn, actor, f"incident/{incident}/handoff", done)
+    except incidents.AlreadyHandedOverError:
+        console.print(f"[red]incident {incident} was handed over already[/red]")
+        raise typer.Exit(EXIT_FAILURE) from None
+    if done is None or done.bundle is None:
+        console.print(f"[red]no incident {incident}[/red]")
+        raise typer.Exit(EXIT_FAILURE)
+    written = write_bundle(out, done.bundle) if out is not None else None
+    if json_output:
+        emit_json(
+            {
+                "event_id": done.event.event_id,
+                "incident": incident,
+                "bundle_id": done.bundle_id,
+                "out": str(written) if written else None,
+                "bundle": json.loads(done.bundle),
+            }
+        )
+        return
+    typer.echo(
+        f"{incident} handed over; bundle {done.bundle_id}" + (f" -> {written}" if written else "")
+    )
 
 
 if __name__ == "__main__":  # `python -m vitalstream.commands.incident ...` until cli.py wires it

@@ -19,20 +19,35 @@ configured) cannot be acknowledged: 409, because there is no pre-alert to confir
 
 from __future__ import annotations
 
+import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from ingest_service.api.access import visible_subjects
 from ingest_service.api.db import Connection
 from ingest_service.api.deps import ConnectionDep, PrincipalDep, record, require_role
 from ingest_service.api.tokens import Principal, Role
-from vitals.incident import Atmist, Findings, Sbar, Timeline
-from vitals.models import IDENTIFIER_PATTERN
+from ingest_service.handoff import latest_vitals as handoff_vitals
+from ingest_service.handoff import load_activations, record_event
+from ingest_service.handoff_fhir import build_handoff_bundle, bundle_json, scrub
+from ingest_service.identity import is_temporary_subject, temporary_subject
+from vitals.incident import (
+    Atmist,
+    Findings,
+    Incident,
+    IncidentEvent,
+    Pathway,
+    Sbar,
+    ShortText,
+    Timeline,
+)
+from vitals.models import IDENTIFIER_PATTERN, Identifier
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 
@@ -602,3 +617,335 @@ def ack_activation(
     if done is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such activation")
     return AckOut(incident=incident, activation=done.activation, changed=done.changed)
+
+
+# ------------------------------------------------------------------ crew/ER input (writes)
+#
+# ``POST /incidents`` opens, ``PATCH /incidents/{id}`` updates, ``POST /incidents/{id}/handoff``
+# hands over. Each write is an :class:`IncidentEvent` stored and folded by the handoff
+# service's own ``record_event`` (``Incident.apply``), so an incident changes one way whether
+# the crew publishes on ``.../events`` or a user writes here; the event row, the incident and
+# the audit row commit together. The handover builds the Bundle with the handoff service's
+# builder (``build_handoff_bundle`` over its ``latest_vitals`` and ``load_activations``).
+#
+# Pathway rules are not run here: the handoff service keeps them private to its running
+# instance (``HandoffService._evaluate``, with its ER channels). The running service
+# re-evaluates an open incident when new readings of it are stored (its poll), and it reads the
+# incident's findings from ``incidents`` then, so findings written here take effect at the
+# incident's next stored reading.
+
+#: Who may open, update and hand over an incident.
+WRITE_ROLES: frozenset[Role] = ACK_ROLES
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IncidentFields(_In):
+    """What the crew or the ER records; every field optional, a later entry replaces one
+    before it, and a field left out is kept (``Incident.apply``)."""
+
+    chief_complaint: ShortText | None = None
+    pathway: Pathway | None = None
+    timeline: Timeline | None = None
+    findings: Findings | None = None
+    atmist: Atmist | None = None
+    sbar: Sbar | None = None
+    #: When the crew recorded it (default: now).
+    time: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _handover_has_its_own_request(self) -> Self:
+        if self.timeline is not None and self.timeline.handover is not None:
+            raise ValueError("timeline.handover is set by POST /incidents/{id}/handoff")
+        return self
+
+
+class OpenIn(IncidentFields):
+    """A new incident: the ambulance (gateway), and the patient's subject if known; without
+    one the patient gets a temporary ``tmp-…`` subject. ``incident`` defaults to a new id."""
+
+    gateway: Identifier
+    incident: Identifier | None = None
+    subject: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _subject_is_pseudonymous(self) -> Self:
+        if self.subject is not None and scrub(self.subject) != self.subject:
+            raise ValueError("subject looks like a national ID: send the pseudonymous subject")
+        return self
+
+
+class UpdateIn(IncidentFields):
+    """Timeline steps, findings, ATMIST/SBAR drafts, complaint or pathway (at least one)."""
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not self.model_dump(exclude_none=True, exclude={"time"}):
+            raise ValueError("nothing to update")
+        return self
+
+
+class HandoffIn(_In):
+    """The handover: the final ATMIST/SBAR may come with it; ``time`` defaults to now."""
+
+    atmist: Atmist | None = None
+    sbar: Sbar | None = None
+    time: AwareDatetime | None = None
+
+
+class WriteOut(_Out):
+    """The stored event and the incident after it."""
+
+    event_id: str
+    kind: str
+    incident: Incident
+
+
+class IncidentExistsError(ValueError):
+    """``open`` for an incident id that is taken (409)."""
+
+
+class AlreadyHandedOverError(ValueError):
+    """A second handover (409): the Bundle was built at the first."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write stored: the event, the incident after it, and at handover the Bundle."""
+
+    event: IncidentEvent
+    incident: Incident
+    bundle_id: str | None = None
+    bundle: str | None = None
+
+
+def new_event_id(via: str) -> str:
+    """A unique event id for an event written through the API (``api-…``) or CLI (``cli-…``)."""
+    return f"{via}-{uuid.uuid4().hex}"
+
+
+def _event(
+    kind: Literal["open", "update", "findings", "handover"],
+    incident: str,
+    gateway: str,
+    fields: _In,
+    event_id: str,
+    now: datetime,
+    **extra: object,
+) -> IncidentEvent:
+    data = fields.model_dump(exclude_none=True, exclude={"incident", "gateway", "subject"})
+    data["time"] = data.get("time") or now
+    return IncidentEvent.model_validate(
+        {
+            "event_id": event_id,
+            "kind": kind,
+            "incident": incident,
+            "gateway": gateway,
+            **data,
+            **extra,
+        }
+    )
+
+
+def _stored(conn: Connection, event: IncidentEvent, now: datetime) -> Incident:
+    incident = record_event(conn, event, now)
+    if incident is None:  # a fresh uuid event id and a checked incident: cannot happen
+        raise RuntimeError(f"event {event.event_id} was not applied")
+    return incident
+
+
+def open_incident(conn: Connection, fields: OpenIn, event_id: str, now: datetime) -> Written:
+    """Open an incident (run inside the caller's transaction, with the audit row)."""
+    incident_id = fields.incident or f"inc-{uuid.uuid4().hex[:16]}"
+    subject = fields.subject or temporary_subject(secrets.token_bytes(16))
+    # Two opens of one client-chosen id at once: the second waits, then sees the first.
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"incident:{incident_id}",))
+    if incident_subject(conn, incident_id) is not None:
+        raise IncidentExistsError(incident_id)
+    event = _event("open", incident_id, fields.gateway, fields, event_id, now, subject=subject)
+    return Written(event=event, incident=_stored(conn, event, now))
+
+
+def _locked(conn: Connection, incident: str) -> tuple[str, datetime | None] | None:
+    row = conn.execute(
+        "SELECT gateway, handed_over_at FROM incidents WHERE incident = %s FOR UPDATE",
+        (incident,),
+    ).fetchone()
+    return None if row is None else (str(row[0]), row[1])
+
+
+def update_incident(
+    conn: Connection, incident: str, fields: UpdateIn, event_id: str, now: datetime
+) -> Written | None:
+    """Fold an ``update`` (or ``findings`` when only findings come) event into the incident;
+    None when there is no such incident."""
+    found = _locked(conn, incident)
+    if found is None:
+        return None
+    written = set(fields.model_dump(exclude_none=True, exclude={"time"}))
+    kind: Literal["update", "findings"] = "findings" if written == {"findings"} else "update"
+    event = _event(kind, incident, found[0], fields, event_id, now)
+    return Written(event=event, incident=_stored(conn, event, now))
+
+
+def hand_over(
+    conn: Connection, incident: str, fields: HandoffIn, event_id: str, now: datetime
+) -> Written | None:
+    """Mark the incident handed over, build its FHIR Bundle the way the handoff service does
+    and store it in ``handoffs``; None when there is no such incident."""
+    found = _locked(conn, incident)
+    if found is None:
+        return None
+    if found[1] is not None:
+        raise AlreadyHandedOverError(incident)
+    event = _event("handover", incident, found[0], fields, event_id, now)
+    after = _stored(conn, event, now)
+    bundle = build_handoff_bundle(
+        after, handoff_vitals(conn, after, LOOKBACK), load_activations(conn, incident), now=now
+    )
+    text = bundle_json(bundle)
+    conn.execute(
+        "INSERT INTO handoffs (incident, bundle_id, bundle, created_at)"
+        " VALUES (%s, %s, %s::jsonb, %s) ON CONFLICT (incident) DO UPDATE"
+        " SET bundle_id = excluded.bundle_id, bundle = excluded.bundle,"
+        " created_at = excluded.created_at",
+        (incident, str(bundle.id), text, now),
+    )
+    return Written(event=event, incident=after, bundle_id=str(bundle.id), bundle=text)
+
+
+#: The audit action of each write.
+WRITE_ACTIONS: dict[str, str] = {
+    "open": "incident_opened",
+    "update": "incident_updated",
+    "findings": "incident_updated",
+    "handover": "incident_handed_over",
+}
+
+
+def write_detail(done: Written, via: str) -> dict[str, Any]:
+    """The audit detail of a write (shared by the API and the CLI): ids and the names of the
+    fields written, never their free text."""
+    fields = sorted(
+        k
+        for k in done.event.model_dump(exclude_none=True)
+        if k not in {"schema_version", "event_id", "kind", "incident", "gateway", "time"}
+    )
+    detail: dict[str, Any] = {
+        "subject": done.incident.subject,
+        "temporary_subject": is_temporary_subject(done.incident.subject),
+        "incident": done.incident.id,
+        "gateway": done.incident.gateway,
+        "event_id": done.event.event_id,
+        "kind": done.event.kind,
+        "fields": fields,
+        "via": via,
+    }
+    if done.bundle_id is not None:
+        detail["bundle_id"] = done.bundle_id
+    return detail
+
+
+def _may_write(conn: Connection, request: Request, who: Principal, resource: str) -> None:
+    if who.role in WRITE_ROLES:
+        return
+    with conn.transaction():
+        record(conn, request, who, resource, {"reason": "role"}, action="write_denied")
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN, detail=f"role {who.role} may not write incidents"
+    )
+
+
+def _audit_write(
+    conn: Connection, request: Request, who: Principal, resource: str, done: Written
+) -> None:
+    record(
+        conn,
+        request,
+        who,
+        resource,
+        write_detail(done, "api"),
+        action=WRITE_ACTIONS[done.event.kind],
+    )
+
+
+@router.post(
+    "",
+    response_model=WriteOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Open an incident (crew or ER)",
+)
+def post_incident(
+    request: Request, who: PrincipalDep, conn: ConnectionDep, body: OpenIn
+) -> WriteOut:
+    """A new incident; without ``subject`` the patient gets a temporary ``tmp-…`` subject.
+    409 when ``incident`` is taken."""
+    _may_write(conn, request, who, "incidents")
+    now = datetime.now(UTC)
+    try:
+        with conn.transaction():
+            done = open_incident(conn, body, new_event_id("api"), now)
+            _audit_write(conn, request, who, f"incident/{done.incident.id}", done)
+    except IncidentExistsError:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="incident id taken") from None
+    return WriteOut(event_id=done.event.event_id, kind=done.event.kind, incident=done.incident)
+
+
+@router.patch("/{incident}", response_model=WriteOut, summary="Update an incident")
+def patch_incident(
+    request: Request,
+    who: PrincipalDep,
+    conn: ConnectionDep,
+    incident: IncidentPath,
+    body: UpdateIn,
+) -> WriteOut:
+    """Timeline steps, findings, ATMIST/SBAR, complaint, pathway: stored as a crew event and
+    folded into the incident (a field left out is kept)."""
+    resource = f"incident/{incident}"
+    _may_write(conn, request, who, resource)
+    now = datetime.now(UTC)
+    with conn.transaction():
+        done = update_incident(conn, incident, body, new_event_id("api"), now)
+        if done is not None:
+            _audit_write(conn, request, who, resource, done)
+    if done is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such incident")
+    return WriteOut(event_id=done.event.event_id, kind=done.event.kind, incident=done.incident)
+
+
+@router.post(
+    "/{incident}/handoff",
+    summary="Hand the patient over: the FHIR R4 Bundle",
+    status_code=status.HTTP_201_CREATED,
+    response_class=Response,
+    responses={201: {"content": {"application/fhir+json": {}}}},
+)
+def post_handoff(
+    request: Request,
+    who: PrincipalDep,
+    conn: ConnectionDep,
+    incident: IncidentPath,
+    body: Annotated[HandoffIn | None, Body()] = None,
+) -> Response:
+    """Mark the incident handed over, build and store its document Bundle and answer it
+    (``Location``: ``GET .../bundle``). 409 when it was handed over already."""
+    resource = f"incident/{incident}/handoff"
+    _may_write(conn, request, who, resource)
+    now = datetime.now(UTC)
+    try:
+        with conn.transaction():
+            done = hand_over(conn, incident, body or HandoffIn(), new_event_id("api"), now)
+            if done is not None:
+                _audit_write(conn, request, who, resource, done)
+    except AlreadyHandedOverError:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="handed over already") from None
+    if done is None or done.bundle is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such incident")
+    return Response(
+        done.bundle,
+        status_code=status.HTTP_201_CREATED,
+        media_type="application/fhir+json",
+        headers={"Location": f"{request.url.path.removesuffix('/handoff')}/bundle"},
+    )
