@@ -36,7 +36,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar, cast
 
@@ -56,6 +56,7 @@ from edge_agent.overflow import DEFAULT_MAX_ROWS
 from vitals import (
     Batch,
     BrokerAddress,
+    DeviceStatus,
     DroppedCount,
     EventBatch,
     GatewayConfig,
@@ -142,6 +143,8 @@ class EdgeAgent:
         self._broker = broker
         self._prefix = prefix
         self._sources = list(sources)
+        #: device -> newest measurement time accepted (for the retained status).
+        self._last_reading: dict[str, datetime] = {}
         self._settings = settings or AgentSettings()
         self._tls = tls
         self._backoff = backoff
@@ -273,6 +276,9 @@ class EdgeAgent:
                 self.counters.accepted_keys.add(
                     (reading.device, reading.metric, reading.time.isoformat())
                 )
+                seen = self._last_reading.get(reading.device)
+                if seen is None or reading.time > seen:
+                    self._last_reading[reading.device] = reading.time
             if self._alarms is not None:
                 # After the readings are durable: an alarm never exists without its reading.
                 alarms = self._alarms.judge(accepted, now_utc(), uplink_up=uplink_up)
@@ -473,8 +479,23 @@ class EdgeAgent:
             dropped=tuple(self._dropped),
             position=position,
             eta=eta,
+            devices=self._device_status(),
         )
         link.publish("status", encode(status), retain=True)
+
+    def _device_status(self) -> tuple[DeviceStatus, ...]:
+        """Each device's newest reading; battery where a source knows it (BLE battery level)."""
+        battery: dict[str, float] = {}
+        for source in self._sources:
+            report = getattr(source, "device_status", None)
+            if callable(report):
+                for device in report():
+                    if isinstance(device, DeviceStatus) and device.battery_pct is not None:
+                        battery[device.device] = device.battery_pct
+        return tuple(
+            DeviceStatus(device=device, last_reading_at=seen, battery_pct=battery.get(device))
+            for device, seen in sorted(self._last_reading.items())
+        )
 
 
 def _chunks(

@@ -11,7 +11,7 @@ from integration_support import count, publish_raw, wait_for
 from edge_agent import EdgeAgent
 from edge_agent.simulator import SimPatient, simulate_home
 from ingest_service import IngestService, IngestSettings
-from vitals import Batch, BrokerAddress, Reading, encode, gateway_topic
+from vitals import Batch, BrokerAddress, DeviceStatus, Reading, encode, gateway_topic
 from vitals.broker import forget_session
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -250,3 +250,71 @@ def test_two_workers_in_a_shared_group_store_everything_once(
         for n, worker in enumerate(workers):
             worker.stop()
             forget_session(broker, f"{topic_prefix}-w{n}")
+
+
+class _StrapWithBattery:
+    """A source that also reports device status, as the BLE source does (battery level)."""
+
+    def __init__(self, readings: list[Reading]) -> None:
+        self._pending = [readings]
+
+    def __call__(self) -> list[Reading]:
+        return self._pending.pop() if self._pending else []
+
+    def device_status(self) -> tuple[DeviceStatus, ...]:
+        return (DeviceStatus(device="strap-1", battery_pct=64.0),)
+
+
+def test_retained_status_lists_each_device_with_its_last_reading_and_battery(
+    ingest: IngestService,
+    ingest_settings: IngestSettings,
+    broker: BrokerAddress,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    gateway = f"{topic_prefix}-gw"
+    newest = NOW - timedelta(minutes=1)
+    readings = [
+        Reading(
+            subject="sim-st",
+            device=device,
+            metric="heart_rate",
+            value=70,
+            unit="/min",
+            time=newest - timedelta(minutes=k),
+            source="sim",
+        )
+        for device in ("strap-1", "cuff-1")
+        for k in range(2)
+    ]
+    agent = EdgeAgent(
+        gateway,
+        tmp_path / "o.sqlite",
+        broker,
+        prefix=topic_prefix,
+        sources=[_StrapWithBattery(readings)],
+    )
+    agent.start()
+    url = ingest_settings.database_url
+    try:
+        assert wait_for(lambda: agent.counters.confirmed == 4)
+        assert wait_for(
+            lambda: (
+                count(
+                    url,
+                    "SELECT count(*) FROM gateways, jsonb_array_elements(status->'devices') d "
+                    "WHERE d->>'device' = 'strap-1' AND (d->>'battery_pct')::float = 64",
+                )
+                == 1
+            )
+        )
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                "SELECT d->>'last_reading_at' FROM gateways, "
+                "jsonb_array_elements(status->'devices') d WHERE d->>'device' = 'cuff-1'"
+            ).fetchone()
+        assert row is not None
+        assert datetime.fromisoformat(str(row[0])) == newest
+    finally:
+        agent.stop()
+        forget_session(broker, gateway, retained=[gateway_topic(gateway, "status", topic_prefix)])
