@@ -146,6 +146,8 @@ class HandoffService:
         self._closing = False
         #: incident -> newest readings.received_at already evaluated.
         self._vitals_seen: dict[str, datetime] = {}
+        #: incident -> newest incidents.updated_at already judged (API/CLI writes included).
+        self._updates_seen: dict[str, datetime] = {}
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.handoff_client_id,
@@ -290,20 +292,35 @@ class HandoffService:
         )
 
     def _poll_vitals(self) -> None:
+        """Re-judge open incidents whose vitals or record changed since the last look.
+
+        A change to the record itself (``updated_at``) also comes from the API or the CLI
+        (findings typed in at the ER desk), not only from crew events on MQTT; activations
+        are unique per (incident, pathway), so judging again never notifies twice.
+        """
         conn = self._db()
         with conn.transaction():
             rows = conn.execute(
-                "SELECT incident FROM incidents WHERE handed_over_at IS NULL "
+                "SELECT incident, updated_at FROM incidents WHERE handed_over_at IS NULL "
                 "AND updated_at > now() - interval '24 hours'"
             ).fetchall()
-        for (incident_id,) in rows:
-            newest = newest_reading(conn, str(incident_id))
-            seen = self._vitals_seen.get(str(incident_id))
-            if newest is None or (seen is not None and newest <= seen):
+        for incident_id, updated_at in rows:
+            key = str(incident_id)
+            newest = newest_reading(conn, key)
+            seen = self._vitals_seen.get(key)
+            new_vitals = newest is not None and (seen is None or newest > seen)
+            known_update = self._updates_seen.get(key)
+            new_record = isinstance(updated_at, datetime) and (
+                known_update is None or updated_at > known_update
+            )
+            if not (new_vitals or new_record):
                 continue
-            incident = load_incident(conn, str(incident_id))
+            if isinstance(updated_at, datetime):
+                self._updates_seen[key] = updated_at
+            incident = load_incident(conn, key)
             if incident is not None:
-                self._evaluate(incident, newest)
+                received = newest if new_vitals and newest is not None else updated_at
+                self._evaluate(incident, received if isinstance(received, datetime) else now_utc())
 
     # -- rules and notification --------------------------------------------------------------
     def _evaluate(self, incident: Incident, finding_received_at: datetime) -> None:
