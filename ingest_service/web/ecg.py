@@ -308,6 +308,23 @@ def _context(snippet: Snippet, values: FloatArray) -> dict[str, Any]:
     }
 
 
+def latest_for_incident(conn: Connection, incident: str) -> dict[str, Any] | None:
+    """The newest ECG snippet sent during an incident, drawn on paper (for the ER board)."""
+    row = conn.execute(
+        "SELECT id FROM waveforms WHERE incident = %s ORDER BY start_time DESC LIMIT 1",
+        (incident,),
+    ).fetchone()
+    if row is None:
+        return None
+    snippet, values = _load(conn, int(row[0]))
+    return {
+        "snippet": snippet,
+        "paper": ecg_paper(values, snippet.sample_rate_hz),
+        "mm_per_s": MM_PER_S,
+        "mm_per_mv": MM_PER_MV,
+    }
+
+
 def _snippet_page(
     request: Request,
     context: Mapping[str, Any],

@@ -37,6 +37,7 @@ from ingest_service.api.db import Connection
 from ingest_service.api.deps import ConnectionDep, record
 from ingest_service.api.routers import incidents
 from ingest_service.api.tokens import Principal, Role
+from ingest_service.web.ecg import latest_for_incident
 from ingest_service.web.render import SECURITY_HEADERS, display_unit, page, web_settings
 from ingest_service.web.session import (
     FormDep,
@@ -284,6 +285,7 @@ def _incident_context(
             raise PageError(404, "not_found")
         since = detail.opened_at - incidents.LOOKBACK
         series = _series(conn, incident, since)
+        ecg = latest_for_incident(conn, incident)
         record(
             conn,
             request,
@@ -331,6 +333,7 @@ def _incident_context(
         "charts": charts,
         "chart_config": chart_config,
         "unit": display_unit,
+        "ecg": ecg,
     }
 
 

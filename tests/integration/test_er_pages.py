@@ -139,3 +139,31 @@ def test_dead_zone_indicator_thresholds() -> None:
     assert age_text(12.7) == "last data 12 s ago"
     assert age_text(600) == "last data 10 min ago"
     assert age_text(3 * 3600) == "last data 3 h ago"
+
+
+def test_incident_page_draws_the_latest_ecg_snippet_on_paper(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Issue 9: the ER board shows the ambulance's latest ECG (SYNTHETIC samples here)."""
+    import numpy as np
+
+    seed_incidents(database_url, datetime.now(UTC))
+    synthetic = (np.sin(np.arange(2500) / 250 * 2 * np.pi) * 100).astype("<i2")
+    with psycopg.connect(database_url) as conn:
+        for minutes_ago, device in ((6, "old-monitor"), (2, "monitor-7")):
+            conn.execute(
+                "INSERT INTO waveforms (device, channel, start_time, subject, gateway,"
+                " sample_rate_hz, unit, scale, n_samples, samples, source, incident, batch_id,"
+                " received_at) VALUES (%s, 'ecg_ii', now() - make_interval(mins => %s), %s,"
+                " 'amb-1', 250, 'mV', 0.005, %s, %s, 'sim', %s, 'b1', now())",
+                (device, minutes_ago, STROKE_SUBJECT, synthetic.size, synthetic.tobytes(), STROKE),
+            )
+        newest = conn.execute("SELECT id FROM waveforms WHERE device = 'monitor-7'").fetchone()
+        conn.commit()
+    assert newest is not None
+    with api_client(database_url, tmp_path) as client:
+        er_log_in(client, "admin", "ops")
+        html = client.get(f"/er/incidents/{STROKE}").text
+    assert "Latest ECG" in html and 'id="ecg-paper"' in html
+    assert f'href="/ecg/{newest[0]}"' in html  # the newest snippet, linked for a report
+    assert 'width="260.0mm"' in html  # 10 s at 25 mm/s = 250 mm, plus the calibration margin
