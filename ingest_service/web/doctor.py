@@ -301,64 +301,22 @@ def _act(
     return response
 
 
-@router.post("/alerts/{alert_id}/acknowledge")
-def acknowledge(
+@router.post("/alerts/{alert_id}/{action}")
+def act(
     request: Request,
     seen: ViewerDep,
     conn: ConnectionDep,
     form: FormDep,
     alert_id: Annotated[int, Path(ge=1, le=2**62)],
+    action: alert_actions.Action,
 ) -> Response:
-    """Acknowledge one alert (note optional); answers the new table row for htmx."""
-    return _act(request, seen, conn, form, alert_id, "acknowledge")
+    """One lifecycle action on one alert; answers the new table row for htmx.
 
-
-@router.post("/alerts/{alert_id}/resolve")
-def resolve(
-    request: Request,
-    seen: ViewerDep,
-    conn: ConnectionDep,
-    form: FormDep,
-    alert_id: Annotated[int, Path(ge=1, le=2**62)],
-) -> Response:
-    """Resolve one alert (a note is required)."""
-    return _act(request, seen, conn, form, alert_id, "resolve")
-
-
-@router.post("/alerts/{alert_id}/snooze")
-def snooze(
-    request: Request,
-    seen: ViewerDep,
-    conn: ConnectionDep,
-    form: FormDep,
-    alert_id: Annotated[int, Path(ge=1, le=2**62)],
-) -> Response:
-    """Snooze one alert for ``minutes`` (one of :data:`SNOOZE_MINUTES`)."""
-    return _act(request, seen, conn, form, alert_id, "snooze")
-
-
-@router.post("/alerts/{alert_id}/shelve")
-def shelve(
-    request: Request,
-    seen: ViewerDep,
-    conn: ConnectionDep,
-    form: FormDep,
-    alert_id: Annotated[int, Path(ge=1, le=2**62)],
-) -> Response:
-    """Shelve one alert for ``hours`` (one of :data:`SHELVE_HOURS`); a reason is required."""
-    return _act(request, seen, conn, form, alert_id, "shelve")
-
-
-@router.post("/alerts/{alert_id}/escalate")
-def escalate(
-    request: Request,
-    seen: ViewerDep,
-    conn: ConnectionDep,
-    form: FormDep,
-    alert_id: Annotated[int, Path(ge=1, le=2**62)],
-) -> Response:
-    """Hand one alert to the next contact now (note optional)."""
-    return _act(request, seen, conn, form, alert_id, "escalate")
+    ``acknowledge`` (note optional), ``resolve`` (a note is required), ``snooze`` for
+    ``minutes`` (one of :data:`SNOOZE_MINUTES`), ``shelve`` for ``hours`` (one of
+    :data:`SHELVE_HOURS`; a reason is required), ``escalate`` to the next contact now.
+    """
+    return _act(request, seen, conn, form, alert_id, action)
 
 
 # ------------------------------------------------------------------ the per-patient page
