@@ -8,14 +8,14 @@ belong to the alert lifecycle work, not to this read API.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from psycopg import sql
 
 from ingest_service.api.access import visible_subjects
 from ingest_service.api.deps import ConnectionDep, PrincipalDep, record, require_subject
 from ingest_service.api.models import AlertOut, AlertPage
+from ingest_service.api.paging import newest_first
 from vitals.models import IDENTIFIER_PATTERN
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -38,32 +38,24 @@ def list_alerts(
     resource = f"subject/{subject}/alerts" if subject is not None else "alerts"
     if subject is not None:
         require_subject(conn, request, who, subject, resource)
-    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
-    params: dict[str, Any] = {"limit": limit + 1}
     allowed = visible_subjects(who)
-    if subject is not None:
-        conditions.append(sql.SQL("subject = %(subject)s"))
-        params["subject"] = subject
-    elif allowed is not None:
-        conditions.append(sql.SQL("subject = ANY(%(allowed)s)"))
-        params["allowed"] = list(allowed)
-    if state is not None:
-        conditions.append(sql.SQL("state = %(state)s"))
-        params["state"] = state
-    if since is not None:
-        conditions.append(sql.SQL("time >= %(since)s"))
-        params["since"] = since
-    if before is not None:
-        conditions.append(sql.SQL("id < %(before)s"))
-        params["before"] = before
-    query = sql.SQL(
-        "SELECT id, subject, rule, severity, time, message, metric, value, state, created_at"
-        " FROM alerts WHERE {} ORDER BY id DESC LIMIT %(limit)s"
-    ).format(sql.SQL(" AND ").join(conditions))
     with conn.transaction():
-        rows = conn.execute(query, params).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, more = newest_first(
+            conn,
+            "SELECT id, subject, rule, severity, time, message, metric, value, state, created_at"
+            " FROM alerts",
+            [
+                ("subject = %s", subject),
+                (
+                    "subject = ANY(%s)",
+                    list(allowed) if subject is None and allowed is not None else None,
+                ),
+                ("state = %s", state),
+                ("time >= %s", since),
+            ],
+            before,
+            limit,
+        )
         record(
             conn,
             request,

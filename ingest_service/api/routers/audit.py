@@ -6,14 +6,14 @@ Reading the log is itself audited: the log names subjects and who read them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from psycopg import sql
 
 from ingest_service.api.access import AUDIT_ROLES
 from ingest_service.api.deps import ConnectionDep, PrincipalDep, record, require_role
 from ingest_service.api.models import AuditPage, AuditRowOut
+from ingest_service.api.paging import newest_first
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -34,31 +34,20 @@ def list_audit(
 ) -> AuditPage:
     """Audit rows with their chain links; `vitalstream audit verify` checks the chain."""
     require_role(conn, request, who, AUDIT_ROLES, "audit")
-    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
-    params: dict[str, Any] = {"limit": limit + 1}
-    if actor is not None:
-        conditions.append(sql.SQL("actor = %(actor)s"))
-        params["actor"] = actor
-    if resource is not None:
-        conditions.append(sql.SQL("starts_with(resource, %(resource)s)"))
-        params["resource"] = resource
-    if action is not None:
-        conditions.append(sql.SQL("action = %(action)s"))
-        params["action"] = action
-    if since is not None:
-        conditions.append(sql.SQL("time >= %(since)s"))
-        params["since"] = since
-    if before is not None:
-        conditions.append(sql.SQL("id < %(before)s"))
-        params["before"] = before
-    query = sql.SQL(
-        "SELECT id, time, actor, action, resource, detail, algorithm, prev_hash, hash"
-        " FROM audit_log WHERE {} ORDER BY id DESC LIMIT %(limit)s"
-    ).format(sql.SQL(" AND ").join(conditions))
     with conn.transaction():
-        rows = conn.execute(query, params).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, more = newest_first(
+            conn,
+            "SELECT id, time, actor, action, resource, detail, algorithm, prev_hash, hash"
+            " FROM audit_log",
+            [
+                ("actor = %s", actor),
+                ("starts_with(resource, %s)", resource),
+                ("action = %s", action),
+                ("time >= %s", since),
+            ],
+            before,
+            limit,
+        )
         record(
             conn,
             request,

@@ -8,14 +8,14 @@ broke the validator must not reach a log or a parser through the API.
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from psycopg import sql
 
 from ingest_service.api.access import DEAD_LETTER_ROLES
 from ingest_service.api.deps import ConnectionDep, PrincipalDep, record, require_role
 from ingest_service.api.models import DeadLetter, DeadLetterPage
+from ingest_service.api.paging import newest_first
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
@@ -33,28 +33,22 @@ def list_dead_letters(
 ) -> DeadLetterPage:
     """One page of dead letters (keyset paging on ``id``, newest first)."""
     require_role(conn, request, who, DEAD_LETTER_ROLES, "dead-letters")
-    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
-    params: dict[str, Any] = {"limit": limit + 1}
-    if before is not None:
-        conditions.append(sql.SQL("id < %(before)s"))
-        params["before"] = before
-    if reason is not None:
-        conditions.append(sql.SQL("reason_kind = %(reason)s"))
-        params["reason"] = reason
-    if gateway is not None:
-        conditions.append(sql.SQL("gateway = %(gateway)s"))
-        params["gateway"] = gateway
-    if replayed is not None:
-        conditions.append(sql.SQL("replayed_at IS NOT NULL" if replayed else "replayed_at IS NULL"))
-    query = sql.SQL(
-        "SELECT id, received_at, topic, gateway, batch_id, reason_kind, reason_detail, payload,"
-        " device, metric, time, replayed_at FROM dead_letters WHERE {}"
-        " ORDER BY id DESC LIMIT %(limit)s"
-    ).format(sql.SQL(" AND ").join(conditions))
     with conn.transaction():
-        rows = conn.execute(query, params).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, more = newest_first(
+            conn,
+            "SELECT id, received_at, topic, gateway, batch_id, reason_kind, reason_detail,"
+            " payload, device, metric, time, replayed_at FROM dead_letters",
+            [
+                ("reason_kind = %s", reason),
+                ("gateway = %s", gateway),
+                (
+                    "replayed_at IS NOT NULL" if replayed else "replayed_at IS NULL",
+                    None if replayed is None else True,
+                ),
+            ],
+            before,
+            limit,
+        )
         record(
             conn,
             request,
