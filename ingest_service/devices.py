@@ -31,13 +31,13 @@ Connection = psycopg.Connection[tuple[object, ...]]
 
 _TOUCH = (
     "INSERT INTO devices (device, gateway, registered_by, registered_at, last_seen) "
-    "SELECT d, g, 'auto', t, t FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) "
+    "SELECT d, g, 'auto', t, t FROM unnest(%b::text[], %b::text[], %b::timestamptz[]) "
     "AS u(d, g, t) "
     "ON CONFLICT (device) DO UPDATE SET last_seen = greatest(devices.last_seen, EXCLUDED.last_seen)"
 )
 _TOUCH_KNOWN = (
     "UPDATE devices SET last_seen = greatest(devices.last_seen, u.t) "
-    "FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS u(d, g, t) "
+    "FROM unnest(%b::text[], %b::text[], %b::timestamptz[]) AS u(d, g, t) "
     "WHERE devices.device = u.d"
 )
 

@@ -72,6 +72,18 @@ class _Message:
     session: int
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """Messages decoded and validated, ready for one database transaction (no I/O yet)."""
+
+    messages: list[_Message]
+    deliveries: list[Delivery]
+    statuses: list[GatewayStatus]
+    events: list[_Message]
+    waveforms: list[tuple[str, bytes]]
+    received_at: datetime
+
+
 @dataclass
 class IngestCounters:
     """Running totals since start (also exported on /metrics later)."""
@@ -172,7 +184,7 @@ class IngestService:
         while not stop.is_set():
             messages = self._collect()
             if messages:
-                self._process_with_retry(messages, stop)
+                self._process_with_retry(self._prepare(messages), stop)
             self._maintain()
 
     # -- MQTT callbacks (paho's thread) ------------------------------------------------------
@@ -253,18 +265,19 @@ class IngestService:
             budget -= max(1, len(message.payload) // 200)  # ~200 bytes per JSON reading
         return messages
 
-    def _process_with_retry(self, messages: list[_Message], stop: threading.Event) -> None:
-        """Commit ``messages``; wait out an unavailable database; isolate a poison message.
+    def _process_with_retry(self, prepared: _Prepared, stop: threading.Event) -> None:
+        """Commit ``prepared``; wait out an unavailable database; isolate a poison message.
 
         Connection loss and serialisation failures are retried with backoff (nothing is acked
         meanwhile). Any other database error means some message in the group cannot be
         stored as it is: the group is retried one message at a time, and the one that still
         fails is dead-lettered with the error, so one bad message never blocks the stream.
         """
+        messages = prepared.messages
         delay = 0.5
         while True:
             try:
-                self._process(messages)
+                self._commit(prepared)
                 return
             except (psycopg.OperationalError, TransactionRollback) as exc:
                 log.error(
@@ -285,7 +298,7 @@ class IngestService:
                         exc,
                     )
                     for message in messages:
-                        self._process_with_retry([message], stop)
+                        self._process_with_retry(self._prepare([message]), stop)
                     return
                 log.exception("dead-lettering a message the database refused")
                 self._dead_letter_unstorable(messages[0], exc)
@@ -310,8 +323,8 @@ class IngestService:
             self._client.ack(message.mid, message.qos)
         self.counters.dead_lettered += 1
 
-    def _process(self, messages: list[_Message]) -> None:
-        conn = self._require_connection()
+    def _prepare(self, messages: list[_Message]) -> _Prepared:
+        """Decode and validate ``messages``: pure CPU work, no database, nothing acknowledged."""
         now = now_utc()
         prefix = self.settings.topic_prefix
         deliveries: list[Delivery] = []
@@ -342,10 +355,19 @@ class IngestService:
                     validate_message(message.topic, message.payload, prefix=prefix, now=now),
                 )
             )
+        return _Prepared(messages, deliveries, statuses, events, waveforms, now)
+
+    def _commit(self, prepared: _Prepared) -> None:
+        """Store ``prepared`` in one transaction, then acknowledge its messages."""
+        conn = self._require_connection()
+        messages, statuses = prepared.messages, prepared.statuses
+        events, waveforms = prepared.events, prepared.waveforms
+        now = prepared.received_at
+        prefix = self.settings.topic_prefix
         committed_at = now_utc()
         writer = self._require_writer()
         with conn.transaction():
-            deliveries = self._devices.screen(conn, deliveries, committed_at)
+            deliveries = self._devices.screen(conn, prepared.deliveries, committed_at)
             result = writer.write(conn, deliveries, committed_at)
             judged = self._judge(conn, result.inserted, committed_at)
             for status in statuses:

@@ -82,8 +82,8 @@ def _upsert_rollup(table: str) -> str:
     # One statement per table and transaction: the cells travel as arrays (unnest).
     return (
         f"INSERT INTO {table} (bucket, subject, metric, n, sum, min, max) "
-        "SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::bigint[], "
-        "%s::float8[], %s::float8[], %s::float8[]) "
+        "SELECT * FROM unnest(%b::timestamptz[], %b::text[], %b::text[], %b::bigint[], "
+        "%b::float8[], %b::float8[], %b::float8[]) "
         f"ON CONFLICT (subject, metric, bucket) DO UPDATE SET n = {table}.n + EXCLUDED.n, "
         f"sum = {table}.sum + EXCLUDED.sum, min = least({table}.min, EXCLUDED.min), "
         f"max = greatest({table}.max, EXCLUDED.max)"
