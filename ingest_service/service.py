@@ -15,6 +15,7 @@ client is full, so a slow database slows the broker's delivery instead of fillin
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import queue
 import threading
@@ -479,6 +480,22 @@ class IngestService:
         if self._conn is None or self._conn.closed:
             raise psycopg.OperationalError("no database connection")
         return self._conn
+
+
+def tune_garbage_collector() -> None:
+    """Make CPython's cyclic garbage collector cheap for a long-running ingest process.
+
+    Every batch allocates thousands of short-lived objects (decoded readings, rows), which
+    under the default threshold (700) triggers a young collection every few hundred readings
+    and, now and then, a full one that walks every object alive - including the rules
+    engine's per-subject history. Readings form no reference cycles, so reference counting
+    frees them anyway. Freezing what start-up built (settings, catalogue, compiled rules) and
+    raising the young threshold cut the service's own CPU per reading by about a quarter
+    (15.2 -> 11.4 us, docs/benchmarks.md). Process-wide: call it only from the process entry
+    point (``ingest run``), never from a library or a test.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 def _topic_kind(topic: str, prefix: str) -> str | None:

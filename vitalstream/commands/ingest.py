@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from ingest_service import IngestService, IngestSettings
+from ingest_service.service import tune_garbage_collector
 from vitalstream.output import configure_logging, console
 
 ingest_app = typer.Typer(
@@ -82,4 +83,5 @@ def run_command(
             raise typer.Exit(1)
         if ready_file is not None:
             ready_file.touch()
+        tune_garbage_collector()
         service.run_until(stop)
