@@ -50,7 +50,7 @@ from edge_agent.downlink import (
     save_config,
     saved_config_path,
 )
-from edge_agent.link import GatewayLink, LinkBackoff, LinkTls
+from edge_agent.link import GatewayLink, LinkBackoff, LinkSealing, LinkTls
 from edge_agent.outbox import DroppedRow, Outbox, OutboxRow
 from edge_agent.overflow import DEFAULT_MAX_ROWS
 from vitals import (
@@ -137,6 +137,7 @@ class EdgeAgent:
         backoff: LinkBackoff | None = None,
         local_alarms: LocalAlarmSettings | None = None,
         ambulance: AmbulanceTracker | None = None,
+        sealing: LinkSealing | None = None,
     ) -> None:
         self.gateway = gateway
         self._outbox_path = outbox_path
@@ -148,6 +149,7 @@ class EdgeAgent:
         self._settings = settings or AgentSettings()
         self._tls = tls
         self._backoff = backoff
+        self._sealing = sealing  # SM4 payload layer (docs/security.md); None = clear payloads
         self.counters = AgentCounters()
         #: None = no local alarms (library default; `edge run` turns them on by config).
         self._alarms = LocalAlarms(gateway, local_alarms) if local_alarms else None
@@ -226,7 +228,12 @@ class EdgeAgent:
         with (
             Outbox(self._outbox_path, max_rows=self._settings.max_outbox_rows) as outbox,
             GatewayLink(
-                self.gateway, self._broker, self._prefix, tls=self._tls, backoff=self._backoff
+                self.gateway,
+                self._broker,
+                self._prefix,
+                tls=self._tls,
+                backoff=self._backoff,
+                sealing=self._sealing,
             ) as link,
         ):
             next_status = 0.0

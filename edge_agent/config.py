@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from alert_rules import pack_names
 from edge_agent.alarms import LocalAlarmSettings
 from edge_agent.ambulance import AmbulanceTracker
-from edge_agent.link import LinkTls
+from edge_agent.link import LinkSealing, LinkTls
 from edge_agent.overflow import DEFAULT_MAX_ROWS
 from edge_agent.registry import DeviceBinding, Identifier
 from edge_agent.simulator import HOME_CONDITIONS
@@ -45,6 +45,7 @@ from vitals import (
     WaveformSnippet,
     parse_broker_url,
 )
+from vitals.sealed import SealedKeyError, SealKeyStore
 
 SimCondition = Literal["hypertension", "diabetes", "copd", "heart_failure", "elderly", "ambulance"]
 
@@ -252,6 +253,10 @@ class EdgeConfig(_Model):
     backfill_after_s: float = Field(default=3600.0, gt=0)
     """A reading older than this when accepted goes into the backfill lane."""
     ambulance: AmbulanceConfig | None = None
+    seal_payloads: bool = False
+    """SM4 payload layer: seal every publish with this gateway's newest key (docs/security.md)."""
+    seal_key_dir: Path = Path("sm4-keys")
+    """This gateway's SM4 keys (``<gateway>.k<N>.sm4``, mode 0600; ``pki sm4-key --out``)."""
 
     @field_validator("broker_url")
     @classmethod
@@ -276,6 +281,20 @@ class EdgeConfig(_Model):
         if not parse_broker_url(self.broker_url).tls:
             return None
         return LinkTls(self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
+
+    def link_sealing(self) -> LinkSealing | None:
+        """The SM4 payload layer of the gateway link (None unless ``seal_payloads``).
+
+        Checks that the key directory holds a usable key of this gateway, so a gateway told to
+        seal fails at start (ConfigError) instead of in its link thread.
+        """
+        if not self.seal_payloads:
+            return None
+        try:
+            SealKeyStore(self.seal_key_dir).current(self.gateway)
+        except SealedKeyError as error:
+            raise ConfigError(f"seal_payloads: {error.detail}") from None
+        return LinkSealing(self.seal_key_dir)
 
     def alarm_settings(self) -> LocalAlarmSettings | None:
         """Local alarm settings for the agent (None when disabled)."""
@@ -325,6 +344,7 @@ def parse_config(text: str, base_dir: Path) -> EdgeConfig:
     return config.model_copy(
         update={
             "outbox": _resolve(base_dir, config.outbox),
+            "seal_key_dir": _resolve(base_dir, config.seal_key_dir),
             "sources": tuple(sources),
             "ambulance": ambulance,
             **tls_files,

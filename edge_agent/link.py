@@ -11,6 +11,13 @@ because the outbox's SQLite connection belongs to the agent's thread.
   whole region of gateways would come back in lock-step. After every lost connection or
   failed attempt the link sets paho's next delay from :func:`edge_agent.backoff.reconnect_delay`
   (full jitter); a successful connection resets the attempt count.
+- **SM4 payload layer** (optional, ``LinkSealing``; docs/security.md): every payload the link
+  publishes -- batches, events, waveforms, status and the "offline" last will -- is sealed
+  with this gateway's newest key (``vitals.sealed``, SM4-GCM, bound to the topic). Sealed acks
+  and config from the ingest side are opened with the gateway's keys; clear ones are taken as
+  they are (only the ingest identity and the gateway itself may write those topics). Sealing
+  happens at publish time, so the outbox keeps clear payloads and a key rotation applies to
+  whatever is sent next, re-sends included.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from vitals import (
     gateway_topic,
     now_utc,
 )
+from vitals.sealed import SealedKeyError, SealKeyStore, is_sealed, open_sealed, seal
 
 log = logging.getLogger("vitalstream.edge.link")
 
@@ -59,6 +67,80 @@ class LinkTls:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkSealing:
+    """The SM4 payload layer of a link: seal every publish with the gateway's newest key.
+
+    ``key_dir``: the gateway's key store (``<gateway>.k<N>.sm4`` files, mode 0600, from
+    ``vitalstream pki sm4-key --gateway <id> --out <dir>``).
+    """
+
+    key_dir: Path
+
+
+class PayloadSealer:
+    """Seals a gateway's outgoing payloads and opens sealed ones addressed to it.
+
+    Keys are read at start (no key: :class:`vitals.sealed.SealedKeyError`, so a gateway told
+    to seal never sends clear) and again whenever the key directory changes, so a new key
+    version installed beside the old ones is used from the next publish on, without a restart.
+    Thread-safe: the agent's thread seals, paho's thread opens.
+    """
+
+    def __init__(self, gateway: str, key_dir: Path) -> None:
+        self.gateway = gateway
+        self._store = SealKeyStore(key_dir)
+        self._lock = threading.Lock()
+        self._stamp: int | None = None
+        self._keys = self._store.keys(gateway)
+        self._current = self._store.current(gateway)
+        self._stamp = self._directory_stamp()
+
+    @property
+    def key_id(self) -> str:
+        """The key id new payloads are sealed with."""
+        with self._lock:
+            return self._current[0]
+
+    def _directory_stamp(self) -> int | None:
+        try:
+            return self._store.directory.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def _refresh(self) -> None:
+        stamp = self._directory_stamp()
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            keys = self._store.keys(self.gateway)
+            current = self._store.current(self.gateway)
+        except SealedKeyError as error:
+            log.warning("gateway %s: keeping the SM4 keys in use: %s", self.gateway, error.detail)
+            return
+        if current[0] != self._current[0]:
+            log.info("gateway %s: sealing with SM4 key %s from now on", self.gateway, current[0])
+        self._keys, self._current = keys, current
+
+    def seal(self, topic: str, payload: bytes) -> bytes:
+        """``payload`` sealed for ``topic`` with the newest key."""
+        with self._lock:
+            self._refresh()
+            key_id, key = self._current
+        return seal(payload, key, key_id, topic)
+
+    def open(self, topic: str, payload: bytes) -> bytes:
+        """A received payload in clear: sealed ones opened (PayloadError when they do not
+        open), clear ones as they are."""
+        if not is_sealed(payload):
+            return payload
+        with self._lock:
+            self._refresh()
+            keys = dict(self._keys)
+        return open_sealed(payload, keys, topic)
+
+
+@dataclass(frozen=True, slots=True)
 class LinkBackoff:
     """Reconnect pacing: full-jitter exponential (``edge_agent.backoff``)."""
 
@@ -78,11 +160,14 @@ class GatewayLink:
         *,
         tls: LinkTls | None = None,
         backoff: LinkBackoff | None = None,
+        sealing: LinkSealing | None = None,
     ) -> None:
         self.gateway = gateway
         self._prefix = prefix
         self._broker = broker
         self._backoff = backoff or LinkBackoff()
+        #: None = payloads go out as encoded (the default); else every publish is sealed.
+        self.sealer = PayloadSealer(gateway, sealing.key_dir) if sealing is not None else None
         self.acks: queue.SimpleQueue[BatchAck] = queue.SimpleQueue()
         #: Raw payloads received on this gateway's ``config`` topic (the agent validates them).
         self.configs: queue.SimpleQueue[bytes] = queue.SimpleQueue()
@@ -110,7 +195,10 @@ class GatewayLink:
         elif tls is not None and (tls.cert_file or tls.ca_file):
             raise ValueError(f"TLS files are set but the broker URL {broker.url} is not mqtts://")
         offline = GatewayStatus(gateway=gateway, state="offline", time=now_utc())
-        self._client.will_set(self.topic("status"), encode(offline), qos=1, retain=True)
+        status_topic = self.topic("status")
+        self._client.will_set(
+            status_topic, self._outgoing(status_topic, encode(offline)), qos=1, retain=True
+        )
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_connect_fail = self._on_connect_fail
@@ -119,6 +207,10 @@ class GatewayLink:
     def topic(self, kind: str) -> str:
         """This gateway's topic of ``kind``."""
         return gateway_topic(self.gateway, kind, self._prefix)  # type: ignore[arg-type]
+
+    def _outgoing(self, topic: str, payload: bytes) -> bytes:
+        """What goes on the wire for ``payload`` on ``topic`` (sealed when sealing is on)."""
+        return self.sealer.seal(topic, payload) if self.sealer is not None else payload
 
     def __enter__(self) -> GatewayLink:
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=20)
@@ -132,7 +224,10 @@ class GatewayLink:
         """Say "offline" (retained) and disconnect cleanly."""
         if publish_offline and self._connected.is_set():
             status = GatewayStatus(gateway=self.gateway, state="offline", time=now_utc())
-            info = self._client.publish(self.topic("status"), encode(status), qos=1, retain=True)
+            topic = self.topic("status")
+            info = self._client.publish(
+                topic, self._outgoing(topic, encode(status)), qos=1, retain=True
+            )
             info.wait_for_publish(timeout=2)
         self._closing = True
         self._client.disconnect()
@@ -158,7 +253,8 @@ class GatewayLink:
         """Queue a QoS1 publish; False when the link is down (the caller keeps the data)."""
         if not self._connected.is_set():
             return False
-        info = self._client.publish(self.topic(kind), payload, qos=1, retain=retain)
+        topic = self.topic(kind)
+        info = self._client.publish(topic, self._outgoing(topic, payload), qos=1, retain=retain)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def _on_connect(
@@ -217,11 +313,23 @@ class GatewayLink:
         self._client.reconnect_delay_set(min_delay=cast(int, delay), max_delay=cast(int, delay))
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        payload = bytes(message.payload)
+        if self.sealer is not None and payload:
+            try:
+                payload = self.sealer.open(message.topic, payload)
+            except PayloadError as exc:
+                log.warning(
+                    "gateway %s: ignoring a sealed message on %s that does not open: %s",
+                    self.gateway,
+                    message.topic,
+                    exc.detail,
+                )
+                return
         if message.topic == self.topic("config"):
-            if message.payload:  # a zero-length retained publish only clears the topic
-                self.configs.put(bytes(message.payload))
+            if payload:  # a zero-length retained publish only clears the topic
+                self.configs.put(payload)
             return
         try:
-            self.acks.put(decode(bytes(message.payload), BatchAck))
+            self.acks.put(decode(payload, BatchAck))
         except PayloadError as exc:
             log.warning("gateway %s: ignoring a malformed ack: %s", self.gateway, exc.detail)

@@ -49,6 +49,8 @@ from pydantic import Field
 from alert_rules.pathways import assess_pathways
 from ingest_service.handoff_fhir import build_handoff_bundle, bundle_json
 from ingest_service.schema import migrate
+from ingest_service.sealing import PayloadOpener
+from ingest_service.settings import PayloadSealingSettings
 from vitals import (
     BatchAck,
     PayloadError,
@@ -62,12 +64,11 @@ from vitals import (
     subscription,
 )
 from vitals.incident import HandoffReceipt, Incident, IncidentEvent, PathwayActivation
-from vitals.settings import VitalstreamSettings
 
 log = logging.getLogger("vitalstream.handoff")
 
 
-class HandoffSettings(VitalstreamSettings):
+class HandoffSettings(PayloadSealingSettings):
     """Settings of the handoff service (``VITALSTREAM_*``, docs/configuration.md)."""
 
     database_url: str = Field("postgresql://postgres@127.0.0.1:5432/vitalstream")
@@ -136,6 +137,8 @@ class HandoffService:
         self.settings = settings
         self._notify = notify
         self._receive_handoff = receive_handoff
+        # SM4 payload layer: crew events sealed by the gateway are opened like ingest does.
+        self._opener = PayloadOpener.from_settings(settings)
         self.notifications: list[NotificationRecord] = []
         self._inbox: queue.SimpleQueue[_Event] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -265,8 +268,10 @@ class HandoffService:
 
     def _handle(self, raw: _Event) -> None:
         try:
-            event = decode(raw.payload, IncidentEvent)
+            event = decode(self._opener.open(raw.topic, raw.payload), IncidentEvent)
         except PayloadError as exc:
+            # Not a crew event (local alarms share the topic; ingest stores and dead-letters
+            # those, sealed or not), so nothing of ours is lost by letting it go.
             log.debug("not an incident event (%s); ignored", exc.detail)
             self._ack(raw)
             return
@@ -287,9 +292,8 @@ class HandoffService:
         except PayloadError:
             return
         ack = BatchAck(batch_ids=(event.event_id,), committed_at=now_utc())
-        self._client.publish(
-            gateway_topic(gateway, "ack", self.settings.topic_prefix), encode(ack), qos=1
-        )
+        topic = gateway_topic(gateway, "ack", self.settings.topic_prefix)
+        self._client.publish(topic, self._opener.seal_for(gateway, topic, encode(ack)), qos=1)
 
     def _poll_vitals(self) -> None:
         """Re-judge open incidents whose vitals or record changed since the last look.

@@ -15,6 +15,14 @@ default) so a lost gateway stops working soon even if nobody revokes it.
 Pure builders (``build_*``: keys, ``now`` and serials in, objects out) and a small file store
 (:class:`CertificateAuthority`) that keeps ``ca.key``, ``ca.crt``, ``crl.pem`` and
 ``issued.json`` in one directory. Private keys are written mode 0600 and never committed.
+
+Revocation without a broker restart (docs/security.md, "Revoking at a running broker"):
+Mosquitto 2.0 re-reads ``crlfile`` on SIGHUP (checked against 2.0.11 by
+``tests/integration/test_security_crl_reload.py``), so new handshakes with a revoked
+certificate fail; a session that was already connected stays up, so revocation also writes a
+``topic deny #`` block for the gateway's CN into the broker's ACL (:func:`acl_with_denials`),
+which the same SIGHUP applies to open sessions: they can no longer publish or receive.
+:func:`reload_broker` sends the signal, after checking that the process is a mosquitto.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import ipaddress
 import json
 import os
 import pwd
+import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -214,12 +223,16 @@ def build_crl(
     now: datetime,
     number: int,
     days: int = CRL_DAYS,
+    last_update: datetime | None = None,
 ) -> x509.CertificateRevocationList:
-    """A CRL (RFC 5280 §5) listing ``(serial, revoked_at)``, valid until ``now + days``."""
+    """A CRL (RFC 5280 §5) listing ``(serial, revoked_at)``, valid until ``now + days``.
+
+    ``thisUpdate`` is ``last_update`` when given, else ``now`` less the clock-skew allowance.
+    """
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca_certificate.subject)
-        .last_update(now - CLOCK_SKEW)
+        .last_update(last_update if last_update is not None else now - CLOCK_SKEW)
         .next_update(now + timedelta(days=days))
         .add_extension(x509.CRLNumber(number), critical=False)
         .add_extension(
@@ -266,6 +279,43 @@ def acl_text(ingest_identity: str, topic_prefix: str = "vs") -> str:
             "",
         )
     )
+
+
+_DENY_BEGIN = "# BEGIN revoked identities (written by `vitalstream pki revoke` / `pki crl`)"
+_DENY_END = "# END revoked identities"
+
+
+def acl_with_denials(acl: str, revoked: Iterable[str]) -> str:
+    """``acl`` with its block of revoked identities replaced by one for ``revoked``.
+
+    Each revoked CN gets ``user <cn>`` + ``topic deny #``. In Mosquitto a matching ``deny``
+    wins over any line that allows the same topic, the user's own or a ``pattern``, wherever it
+    stands in the file (checked with 2.0.11), so after a reload (SIGHUP) an already-connected
+    session of that certificate can neither publish nor receive anything; the CRL refuses its
+    next handshake. Lines outside the block are kept as they are.
+    """
+    kept: list[str] = []
+    inside = False
+    for line in acl.splitlines():
+        if line == _DENY_BEGIN:
+            inside = True
+        elif line == _DENY_END and inside:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    names = sorted({check_client_name(name) for name in revoked})
+    if names:
+        kept += [
+            "",
+            _DENY_BEGIN,
+            "# Revoked: refused at the handshake by the CRL; open sessions denied here.",
+        ]
+        for name in names:
+            kept += [f"user {name}", "topic deny #"]
+        kept.append(_DENY_END)
+    return "\n".join(kept) + "\n"
 
 
 def mosquitto_config_text(directory: Path, *, port: int, bind: str | None = None) -> str:
@@ -552,20 +602,110 @@ class CertificateAuthority:
         self.write_crl(now=now)
         return revoked
 
+    def revoked_names(self, *, now: datetime) -> list[str]:
+        """Client identities (gateways, services) with a revoked certificate and no other
+        certificate still valid at ``now``: those the broker ACL must deny."""
+        revoked: set[str] = set()
+        valid: set[str] = set()
+        for record in self.records():
+            if record.role == "broker":
+                continue
+            if record.revoked_at is not None:
+                revoked.add(record.name)
+            elif record.not_after > now:
+                valid.add(record.name)
+        return sorted(revoked - valid)
+
     def write_crl(self, *, now: datetime, days: int = CRL_DAYS) -> x509.CertificateRevocationList:
-        """Re-sign the CRL from ``issued.json`` (also to renew it before ``nextUpdate``)."""
+        """Re-sign the CRL from ``issued.json`` (also to renew it before ``nextUpdate``).
+
+        ``thisUpdate`` always moves forward (by at least a second, the resolution of X.509
+        times): a broker that reloads CRLs keeps the old ones in its store too, and OpenSSL
+        prefers the CRL with the later ``thisUpdate``.
+        """
         ca_key, ca_certificate = self.load()
         index = self._index()
         number = int(str(index.get("crl_number", 0))) + 1
+        last_update = (now - CLOCK_SKEW).replace(microsecond=0)
+        previous = index.get("crl_last_update")
+        if previous is not None:
+            earlier = datetime.fromisoformat(str(previous))
+            if last_update <= earlier:
+                last_update = earlier + timedelta(seconds=1)
         revoked = [
             (record.serial, record.revoked_at)
             for record in self.records()
             if record.revoked_at is not None
         ]
-        crl = build_crl(ca_key, ca_certificate, revoked, now=now, number=number, days=days)
+        crl = build_crl(
+            ca_key,
+            ca_certificate,
+            revoked,
+            now=now,
+            number=number,
+            days=days,
+            last_update=last_update,
+        )
         write_public(self.crl_path, crl.public_bytes(serialization.Encoding.PEM))
-        self._save_records(self.records(), crl_number=number)
+        index = self._index()
+        index["crl_number"] = number
+        index["crl_last_update"] = last_update.isoformat()
+        self._save(index)
         return crl
+
+
+# --------------------------------------------------------------------------- broker reload
+
+
+def read_pid_file(path: Path) -> int:
+    """The process id in a pid file (mosquitto's ``pid_file``), or PkiError."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise PkiError(
+            f"cannot read the broker pid file {path}: {error}", kind="broker_reload"
+        ) from None
+    if not text.isdigit() or int(text) <= 1:
+        raise PkiError(f"{path} does not hold a process id", kind="broker_reload")
+    return int(text)
+
+
+def _process_name(pid: int) -> str | None:
+    """The executable name of ``pid`` (Linux /proc), or None where there is no /proc."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        if Path("/proc/self/comm").exists():
+            raise PkiError(f"no process {pid} is running", kind="broker_not_running") from None
+        return None
+    except OSError:
+        return None
+
+
+def reload_broker(pid: int) -> None:
+    """Send SIGHUP to the Mosquitto process ``pid``: it re-reads its configuration, the CRL
+    (``crlfile``), the ACL file and its certificates, without dropping connections.
+
+    Refuses (PkiError) when ``pid`` is not a running mosquitto: SIGHUP ends most programs, and
+    a stale pid file may name anything.
+    """
+    if pid <= 1:
+        raise PkiError(f"{pid} is not a broker process id", kind="broker_reload")
+    name = _process_name(pid)
+    if name is not None and not name.startswith("mosquitto"):
+        raise PkiError(
+            f"process {pid} is {name!r}, not mosquitto; not signalling it", kind="broker_reload"
+        )
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise PkiError(f"no process {pid} is running", kind="broker_not_running") from None
+    except PermissionError:
+        raise PkiError(
+            f"not allowed to signal process {pid}: run as the broker's user or root, or "
+            "`systemctl reload mosquitto`",
+            kind="broker_reload",
+        ) from None
 
 
 def utc_now() -> datetime:

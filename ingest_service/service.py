@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
@@ -36,6 +36,7 @@ from ingest_service.devices import DeviceRegistry
 from ingest_service.notifier import Notifier
 from ingest_service.rules_runner import RuleRunner
 from ingest_service.schema import DatabaseKind, migrate
+from ingest_service.sealing import PayloadOpener
 from ingest_service.settings import IngestSettings
 from ingest_service.storage import (
     Delivery,
@@ -112,6 +113,8 @@ class IngestService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._rules = RuleRunner()
+        # SM4 payload layer (docs/security.md): opens sealed payloads, seals our answers.
+        self._opener = PayloadOpener.from_settings(settings)
         # Alert notifications go out on their own threads after the commit (no-op without URLs).
         self._notifier = Notifier.from_settings(settings)
         self._next_tick = 0.0
@@ -332,7 +335,17 @@ class IngestService:
         statuses: list[GatewayStatus] = []
         events: list[_Message] = []
         waveforms: list[tuple[str, bytes]] = []
-        for message in messages:
+        for received in messages:
+            try:  # the SM4 layer first: nothing may read a payload before it is opened
+                payload = self._opener.open(received.topic, received.payload)
+            except PayloadError as exc:
+                deliveries.append(
+                    self._opener.rejection(received.topic, received.payload, now, exc)
+                )
+                continue
+            message = (
+                received if payload is received.payload else replace(received, payload=payload)
+            )
             kind = _topic_kind(message.topic, prefix)
             if kind == "waveform":
                 waveforms.append((message.topic, message.payload))
@@ -440,18 +453,13 @@ class IngestService:
             if isinstance(delivery.outcome, AcceptedBatch):
                 batch = delivery.outcome.batch
                 by_gateway[batch.gateway].append(batch.batch_id)
-        for gateway, batch_ids in by_gateway.items():
-            ack = BatchAck(batch_ids=tuple(batch_ids), committed_at=now_utc())
-            self._client.publish(
-                gateway_topic(gateway, "ack", self.settings.topic_prefix), encode(ack), qos=1
-            )
+        self._confirm_events(by_gateway)
 
     def _confirm_events(self, acks: dict[str, list[str]]) -> None:
         for gateway, batch_ids in acks.items():
             ack = BatchAck(batch_ids=tuple(batch_ids), committed_at=now_utc())
-            self._client.publish(
-                gateway_topic(gateway, "ack", self.settings.topic_prefix), encode(ack), qos=1
-            )
+            topic = gateway_topic(gateway, "ack", self.settings.topic_prefix)
+            self._client.publish(topic, self._opener.seal_for(gateway, topic, encode(ack)), qos=1)
 
     def _connect_database(self) -> None:
         if self._conn is not None and not self._conn.closed:

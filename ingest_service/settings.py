@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from vitals import Severity
-from vitals.settings import VitalstreamSettings
+from vitals.settings import VitalstreamSettings, default_data_dir
 
 
-class IngestSettings(VitalstreamSettings):
+class PayloadSealingSettings(VitalstreamSettings):
+    """The SM4 payload layer's settings, shared by every service that reads gateway topics
+    (ingest and handoff; ingest_service.sealing, docs/security.md)."""
+
+    data_dir: Path = Field(
+        default_factory=default_data_dir, description="Where vitalstream keeps its files."
+    )
+    sealing_policy: Literal["off", "optional", "required"] = Field(
+        "off",
+        description="SM4 payload layer: off; optional (open sealed payloads, pass clear ones); "
+        "required (dead-letter clear payloads as sealed_required). Acks are sealed for gateways "
+        "that seal.",
+    )
+    sealing_key_dir: Path | None = Field(
+        None,
+        description="Directory of the gateways' SM4 keys <gateway>.k<N>.sm4 (16 bytes, mode "
+        "0600) written by `vitalstream pki sm4-key`; default <data_dir>/sm4-keys.",
+    )
+
+
+class IngestSettings(PayloadSealingSettings):
     """Where the ingest service reads from and writes to, and how it batches."""
 
     database_url: str = Field(
@@ -46,6 +67,7 @@ class IngestSettings(VitalstreamSettings):
         None, description="The ingest identity's client certificate (PEM), for mutual TLS."
     )
     tls_key_file: str | None = Field(None, description="Its private key (PEM, mode 0600).")
+    # -- SM4 payload layer (ingest_service.sealing; docs/security.md) ---------------------------
     # -- alert notifications (ingest_service.notifier, docs/notifications.md) -------------------
     notify_urls: str = Field(
         "",

@@ -32,14 +32,23 @@ Wire format (version 1), all lengths in bytes::
 Pure functions: :func:`seal`, :func:`open_sealed`, :func:`parse_header`. Every failure to open
 raises :class:`vitals.errors.PayloadError` with ``kind`` = ``sealed_invalid`` (so ingest can
 dead-letter it like any other bad payload); the detail never contains key material.
+
+Keys: :class:`SealKeyStore`, a directory of raw 16-byte key files named
+``<gateway>.k<version>.sm4`` (mode 0600, directory 0700), so the key id of a file is
+``<gateway>.k<version>``. The ingest side keeps every gateway's keys in one store
+(``vitalstream pki sm4-key``); a gateway's store holds its own keys only. Rotation adds version
+N+1; the older versions stay in the store, so whatever was sealed under them still opens.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -189,3 +198,171 @@ def open_sealed(data: bytes, keys: Mapping[str, bytes], topic: str) -> bytes:
             "authentication failed: the payload was altered, sealed for another topic, or "
             f"sealed under another key than {header.key_id!r}"
         ) from None
+
+
+# --------------------------------------------------------------------------- key store
+
+#: The file of one key: ``<key id>.sm4``, the 16 raw key bytes.
+KEY_FILE_SUFFIX = ".sm4"
+#: ``<gateway>.k<version>``: the gateway id is everything before the last ``.k<digits>``.
+_GATEWAY_KEY_ID = re.compile(r"^(?P<gateway>[A-Za-z0-9_.:-]+)\.k(?P<version>[1-9][0-9]{0,8})$")
+
+
+class SealedKeyError(VitalsError):
+    """A key store that cannot be used as asked (missing key, unsafe mode, bad file)."""
+
+    kind = "sealed_key"
+
+
+def is_sealed(payload: bytes) -> bool:
+    """Whether ``payload`` claims to be sealed (first byte = a sealing version).
+
+    A JSON payload starts with ``{`` (or whitespace); 0x01 never starts one, so sealed and clear
+    payloads can share a topic while a deployment moves to sealing.
+    """
+    return bool(payload) and payload[0] == VERSION_SM4_GCM
+
+
+def gateway_key_id(gateway: str, version: int) -> str:
+    """The key id of ``gateway``'s key ``version``: ``<gateway>.k<version>``.
+
+    Raises ``ValueError`` when the id would not fit the wire format (more than 64 characters,
+    or characters outside letters, digits and ``_ . : -``).
+    """
+    if version < 1:
+        raise ValueError("key versions start at 1")
+    key_id = f"{gateway}.k{version}"
+    _check_key_id(key_id)
+    return key_id
+
+
+def parse_gateway_key_id(key_id: str) -> tuple[str, int] | None:
+    """``(gateway, version)`` of a ``<gateway>.k<version>`` key id, else None."""
+    match = _GATEWAY_KEY_ID.match(key_id)
+    if match is None or len(key_id) > MAX_KEY_ID_BYTES:
+        return None
+    return match.group("gateway"), int(match.group("version"))
+
+
+def header_gateway(data: bytes) -> str | None:
+    """The gateway named by a sealed message's key id (None when it is not parseable)."""
+    try:
+        key_id = parse_header(data).key_id
+    except PayloadError:
+        return None
+    parsed = parse_gateway_key_id(key_id)
+    return parsed[0] if parsed else None
+
+
+class SealKeyStore:
+    """A directory of SM4 keys, one file per key id (``<gateway>.k<version>.sm4``).
+
+    Files are written atomically with mode 0600 and never overwritten (a new version is
+    hard-linked into place, which fails if another process made it first); the directory is
+    made 0700. Reading refuses a key file that group or others may read: anyone who reads it
+    can open that gateway's payloads.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, key_id: str) -> Path:
+        """The file of one key."""
+        _check_key_id(key_id)
+        return self.directory / f"{key_id}{KEY_FILE_SUFFIX}"
+
+    def key_ids(self, gateway: str | None = None) -> list[str]:
+        """Key ids present (of ``gateway`` only, when given), by gateway then version."""
+        if not self.directory.is_dir():
+            return []
+        found: list[tuple[str, int, str]] = []
+        for path in self.directory.iterdir():
+            if not path.name.endswith(KEY_FILE_SUFFIX) or path.name.startswith("."):
+                continue
+            key_id = path.name[: -len(KEY_FILE_SUFFIX)]
+            parsed = parse_gateway_key_id(key_id)
+            if parsed is None or (gateway is not None and parsed[0] != gateway):
+                continue
+            found.append((parsed[0], parsed[1], key_id))
+        return [key_id for _gateway, _version, key_id in sorted(found)]
+
+    def versions(self, gateway: str) -> list[int]:
+        """The key versions of ``gateway``, oldest first."""
+        versions = (parse_gateway_key_id(key_id) for key_id in self.key_ids(gateway))
+        return [parsed[1] for parsed in versions if parsed is not None]
+
+    def get(self, key_id: str) -> bytes:
+        """One key, or :class:`SealedKeyError` when it is missing, unsafe or malformed."""
+        path = self.path(key_id)
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise SealedKeyError(
+                f"no SM4 key {key_id!r} in {self.directory}", kind="unknown_key"
+            ) from None
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise SealedKeyError(
+                f"{path} is readable by group or others; run `chmod 600 {path}` (anyone who "
+                "reads it can open and forge that gateway's payloads)"
+            )
+        key = path.read_bytes()
+        if len(key) != KEY_BYTES:
+            raise SealedKeyError(f"{path} holds {len(key)} bytes, not {KEY_BYTES}")
+        return key
+
+    def keys(self, gateway: str | None = None) -> dict[str, bytes]:
+        """{key id: key} of every key (of ``gateway`` only, when given)."""
+        return {key_id: self.get(key_id) for key_id in self.key_ids(gateway)}
+
+    def current(self, gateway: str) -> tuple[str, bytes]:
+        """``(key id, key)`` of ``gateway``'s newest key, or SealedKeyError when it has none."""
+        versions = self.versions(gateway)
+        if not versions:
+            raise SealedKeyError(
+                f"no SM4 key of gateway {gateway!r} in {self.directory}: run "
+                f"`vitalstream pki sm4-key --gateway {gateway}` and install its --out files",
+                kind="unknown_key",
+            )
+        key_id = gateway_key_id(gateway, versions[-1])
+        return key_id, self.get(key_id)
+
+    def create(self, gateway: str) -> tuple[str, bytes]:
+        """Generate ``gateway``'s next key version (the first is ``k1``); older ones stay."""
+        for _attempt in range(100):
+            versions = self.versions(gateway)
+            key_id = gateway_key_id(gateway, versions[-1] + 1 if versions else 1)
+            key = generate_key()
+            if self._write_new(key_id, key):
+                return key_id, key
+        raise SealedKeyError(f"could not add a key for {gateway!r} in {self.directory}")
+
+    def install(self, key_id: str, key: bytes) -> None:
+        """Write a key made elsewhere (a copy for a gateway); an identical file is kept."""
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"an SM4 key has {KEY_BYTES} bytes, not {len(key)}")
+        if parse_gateway_key_id(key_id) is None:
+            raise ValueError(f"{key_id!r} is not a <gateway>.k<version> key id")
+        if not self._write_new(key_id, key) and self.get(key_id) != key:
+            raise SealedKeyError(
+                f"{self.path(key_id)} already holds another key; a key id is never reused",
+                kind="key_exists",
+            )
+
+    def _write_new(self, key_id: str, key: bytes) -> bool:
+        """Write ``key`` as ``key_id`` unless that file exists; True when written."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        final = self.path(key_id)
+        temporary = self.directory / f".{key_id}.{secrets.token_hex(8)}.tmp"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(key)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(temporary, final)
+            except FileExistsError:
+                return False
+        finally:
+            temporary.unlink(missing_ok=True)
+        return True

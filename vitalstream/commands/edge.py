@@ -102,6 +102,7 @@ def run_command(config: ConfigOption) -> None:
         prefix=settings.topic_prefix,
         sources=sources,
         tls=settings.link_tls(),
+        sealing=settings.link_sealing(),
         local_alarms=settings.alarm_settings(),
         settings=AgentSettings(
             max_outbox_rows=settings.max_outbox_rows,

@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
+import signal
 import stat
+import subprocess
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,12 +26,15 @@ from ingest_service.pki import (
     CertificateAuthority,
     PkiError,
     acl_text,
+    acl_with_denials,
     build_ca,
     build_client_certificate,
     build_crl,
     common_name,
     generate_key,
     mosquitto_config_text,
+    read_pid_file,
+    reload_broker,
 )
 from vitalstream.commands.pki import pki_app
 
@@ -188,3 +196,130 @@ def test_pki_cli_flow(tmp_path: Path) -> None:
         app, ["pki", "issue", "--ca-dir", str(ca_dir), "--gateway", "gw/1", "--out", str(gw_dir)]
     )
     assert bad.exit_code == 3
+
+
+# ---------------------------------------------------------------- revocation at a live broker
+
+
+def test_acl_denials_block_is_replaced_not_duplicated() -> None:
+    base = acl_text("vs-ingest-1")
+    once = acl_with_denials(base, ["gw-2", "gw-1"])
+    lines = once.splitlines()
+    assert lines[: len(base.splitlines())] == base.rstrip("\n").splitlines()
+    assert lines.index("user gw-1") < lines.index("user gw-2")
+    assert lines.count("topic deny #") == 2
+    # Rewriting keeps everything outside the block and replaces the block itself.
+    twice = acl_with_denials(once + "# an operator's own line\n", ["gw-2"])
+    assert "user gw-1" not in twice.splitlines()
+    assert twice.splitlines().count("topic deny #") == 1
+    assert "# an operator's own line" in twice.splitlines()
+    assert acl_with_denials(once, []) == base
+    with pytest.raises(PkiError):
+        acl_with_denials(base, ["gw/1"])
+
+
+def test_revoked_names_lift_when_a_new_certificate_is_issued(tmp_path: Path) -> None:
+    authority = CertificateAuthority(tmp_path / "ca")
+    authority.init(now=NOW)
+    authority.issue_client("gw-1", now=NOW)
+    authority.issue_client("gw-2", now=NOW)
+    authority.issue_server(["localhost"], now=NOW)
+    authority.revoke("gw-1", now=NOW)
+    assert authority.revoked_names(now=NOW) == ["gw-1"]
+    authority.issue_client("gw-1", now=NOW + timedelta(days=1))  # a replacement gateway
+    assert authority.revoked_names(now=NOW + timedelta(days=1)) == []
+
+
+def test_crl_this_update_always_moves_forward(tmp_path: Path) -> None:
+    authority = CertificateAuthority(tmp_path / "ca")
+    authority.init(now=NOW)
+    first = x509.load_pem_x509_crl(authority.crl_path.read_bytes())
+    authority.issue_client("gw-1", now=NOW)
+    authority.revoke("gw-1", now=NOW)  # the same second as init
+    second = x509.load_pem_x509_crl(authority.crl_path.read_bytes())
+    renewed = authority.write_crl(now=NOW - timedelta(hours=1))  # a clock that went back
+    assert first.last_update_utc < second.last_update_utc < renewed.last_update_utc
+
+
+def test_reload_broker_refuses_what_is_not_a_running_mosquitto(tmp_path: Path) -> None:
+    with pytest.raises(PkiError) as caught:
+        reload_broker(os.getpid())  # this test process: SIGHUP would end it
+    assert caught.value.kind == "broker_reload"
+    with pytest.raises(PkiError):
+        reload_broker(1)
+    (tmp_path / "bad.pid").write_text("not a pid\n")
+    with pytest.raises(PkiError):
+        read_pid_file(tmp_path / "bad.pid")
+    with pytest.raises(PkiError):
+        read_pid_file(tmp_path / "missing.pid")
+
+
+@pytest.mark.skipif(not Path("/proc/self/comm").exists(), reason="needs Linux /proc")
+def test_reload_broker_sends_sighup_to_a_process_named_mosquitto(tmp_path: Path) -> None:
+    # A stand-in named mosquitto: `sleep` copied under that name (SIGHUP ends it, so its exit
+    # status shows which signal arrived). No real broker is needed for this part.
+    sleeper = shutil.which("sleep")
+    assert sleeper is not None
+    fake = tmp_path / "mosquitto"
+    shutil.copy(sleeper, fake)
+    process = subprocess.Popen([str(fake), "30"])
+    try:
+        assert _wait(lambda: Path(f"/proc/{process.pid}/comm").read_text().strip() == "mosquitto")
+        (tmp_path / "m.pid").write_text(f"{process.pid}\n")
+        reload_broker(read_pid_file(tmp_path / "m.pid"))
+        assert process.wait(timeout=10) == -signal.SIGHUP
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    with pytest.raises(PkiError) as caught:
+        reload_broker(process.pid)  # gone now
+    assert caught.value.kind == "broker_not_running"
+
+
+def _wait(condition: Callable[[], bool]) -> bool:
+    for _ in range(200):
+        try:
+            if condition():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.01)
+    return False
+
+
+def test_pki_revoke_updates_the_broker_acl_and_crl_refuses_to_signal_strangers(
+    tmp_path: Path,
+) -> None:
+    runner = CliRunner()
+    app = _app()
+    ca_dir, gw_dir, broker_dir = tmp_path / "ca", tmp_path / "gw", tmp_path / "broker"
+
+    def run(*args: str) -> dict[str, object]:
+        result = runner.invoke(app, ["pki", *args, "--json"])
+        assert result.exit_code == 0, result.output
+        payload: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+        return payload
+
+    run("init-ca", "--out", str(ca_dir))
+    run("issue", "--ca-dir", str(ca_dir), "--gateway", "gw-7", "--out", str(gw_dir))
+    run("broker-config", "--ca-dir", str(ca_dir), "--out", str(broker_dir), "--owner", _me())
+    assert "topic deny #" not in (broker_dir / "acl").read_text()
+    revoked = run(
+        "revoke", "--ca-dir", str(ca_dir), "--gateway", "gw-7", "--broker-dir", str(broker_dir)
+    )
+    assert revoked["acl_denied"] == ["gw-7"] and revoked["reloaded_pid"] is None
+    acl = (broker_dir / "acl").read_text().splitlines()
+    assert acl[acl.index("user gw-7") + 1] == "topic deny #"
+    assert "pattern readwrite vs/v1/gw/%u/#" in acl  # the rest of the ACL is kept
+    # A replacement certificate for gw-7, then `pki crl --broker-dir`: the deny is lifted.
+    run("issue", "--ca-dir", str(ca_dir), "--gateway", "gw-7", "--out", str(gw_dir))
+    renewed = run("crl", "--ca-dir", str(ca_dir), "--broker-dir", str(broker_dir))
+    assert renewed["acl_denied"] == []
+    assert "user gw-7" not in (broker_dir / "acl").read_text().splitlines()
+    # --reload-pid naming a process that is not mosquitto: exit 3, nothing signalled.
+    stranger = runner.invoke(
+        app, ["pki", "crl", "--ca-dir", str(ca_dir), "--reload-pid", str(os.getpid())]
+    )
+    assert stranger.exit_code == 3
+    assert json.loads(stranger.stdout.splitlines()[0])["error"]["kind"] == "broker_reload"
