@@ -49,31 +49,34 @@ class DeviceRegistry:
         self.policy = policy
         self._known: set[str] = set()
 
-    def screen(
-        self, conn: Connection, deliveries: Sequence[Delivery], now: datetime
-    ) -> list[Delivery]:
-        """Deliveries with readings of unregistered devices held back (quarantine policy)."""
-        seen: dict[str, str] = {}
-        for delivery in deliveries:
-            if isinstance(delivery.outcome, AcceptedBatch):
-                for reading in delivery.outcome.readings:
-                    seen.setdefault(reading.device, delivery.outcome.batch.gateway)
-        if not seen:
-            return list(deliveries)
+    def screen(self, conn: Connection, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Deliveries with readings of unregistered devices held back (quarantine policy).
+
+        Only reads: the ``last_seen`` write is :meth:`touch`, at the end of the transaction.
+        """
         if self.policy == "register":
-            _touch(conn, _TOUCH, seen, now)
             return list(deliveries)
-        unknown = set(seen) - self._known
+        unknown = set(_devices_seen(deliveries)) - self._known
         if unknown:
             rows = conn.execute(
                 "SELECT device FROM devices WHERE device = ANY(%s)", (list(unknown),)
             ).fetchall()
             self._known.update(str(row[0]) for row in rows)
             unknown -= self._known
-        _touch(conn, _TOUCH_KNOWN, {d: g for d, g in seen.items() if d not in unknown}, now)
         if not unknown:
             return list(deliveries)
         return [_hold_back(delivery, unknown) for delivery in deliveries]
+
+    def touch(self, conn: Connection, deliveries: Sequence[Delivery], now: datetime) -> None:
+        """Record when each device was last heard from (registering new ones under the
+        ``register`` policy) for the screened ``deliveries``.
+
+        Call it last in the ingest transaction: parallel workers update the same device rows,
+        and a row lock taken early would be held through the COPY and the rules, making the
+        workers wait for each other's commits (docs/ingest.md, "Parallel workers").
+        """
+        seen = _devices_seen(deliveries)
+        _touch(conn, _TOUCH if self.policy == "register" else _TOUCH_KNOWN, seen, now)
 
     def forget(self) -> None:
         """Forget the cache (after a rollback or a registration elsewhere)."""
@@ -88,6 +91,16 @@ def register(conn: Connection, device: str, gateway: str, actor: str, now: datet
         (device, gateway, actor, now),
     ).fetchone()
     return row is not None
+
+
+def _devices_seen(deliveries: Sequence[Delivery]) -> dict[str, str]:
+    """device -> gateway of every reading accepted in ``deliveries``."""
+    seen: dict[str, str] = {}
+    for delivery in deliveries:
+        if isinstance(delivery.outcome, AcceptedBatch):
+            for reading in delivery.outcome.readings:
+                seen.setdefault(reading.device, delivery.outcome.batch.gateway)
+    return seen
 
 
 def _touch(conn: Connection, sql: str, seen: dict[str, str], now: datetime) -> None:

@@ -381,13 +381,18 @@ class IngestService:
         committed_at = now_utc()
         writer = self._require_writer()
         with conn.transaction():
-            deliveries = self._devices.screen(conn, prepared.deliveries, committed_at)
-            result = writer.write(conn, deliveries, committed_at)
+            deliveries = self._devices.screen(conn, prepared.deliveries)
+            result = writer.write(conn, deliveries, committed_at, rollups=False)
             judged = self._judge(conn, result.inserted, committed_at)
             for status in statuses:
                 upsert_gateway_status(conn, status)
             event_acks, events_bad = _store_events(conn, events, now, prefix)
             wave_acks, waves_stored, waves_bad = store_waveforms(conn, waveforms, now, prefix)
+            # Rows every worker updates (rollup cells, device last_seen) go last, in sorted
+            # order: their locks are then held only until the commit just below, so parallel
+            # workers do not queue behind each other's COPY and rules (docs/ingest.md).
+            writer.fold_rollups(conn, result.inserted)
+            self._devices.touch(conn, deliveries, committed_at)
         # Committed: now (and only now) release the broker's copies and confirm to the edge.
         if judged is not None:
             self._rules.adopt(judged, {r.subject for r in result.inserted})

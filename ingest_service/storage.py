@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from operator import itemgetter
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -124,9 +125,18 @@ class ReadingWriter:
         self._weeks.clear()
 
     def write(
-        self, conn: Connection, deliveries: Sequence[Delivery], committed_at: datetime
+        self,
+        conn: Connection,
+        deliveries: Sequence[Delivery],
+        committed_at: datetime,
+        *,
+        rollups: bool = True,
     ) -> WriteResult:
-        """Store readings and dead letters of ``deliveries`` (inside the caller's transaction)."""
+        """Store readings and dead letters of ``deliveries`` (inside the caller's transaction).
+
+        ``rollups=False`` leaves the rollup tables to a later :meth:`fold_rollups` in the same
+        transaction (the ingest service folds last, to hold the shared cells' locks briefly).
+        """
         accepted = [
             (delivery.outcome, delivery)
             for delivery in deliveries
@@ -143,9 +153,15 @@ class ReadingWriter:
             self._ensure_partitions(conn, rows)
         inserted_keys = _store(conn, rows)
         result = _account(conn, deliveries, accepted, inserted_keys, committed_at)
-        if self.kind == "postgresql":
-            _update_rollups(conn, result.inserted)
+        if rollups:
+            self.fold_rollups(conn, result.inserted)
         return result
+
+    def fold_rollups(self, conn: Connection, inserted: list[Reading]) -> None:
+        """Fold first-time readings into the plain path's rollup tables (Timescale's
+        continuous aggregates need nothing)."""
+        if self.kind == "postgresql":
+            _update_rollups(conn, inserted)
 
     def _ensure_partitions(self, conn: Connection, rows: list[tuple[object, ...]]) -> None:
         times = [row[0] for row in rows if isinstance(row[0], datetime)]
@@ -236,10 +252,15 @@ def _coarsen(
     return coarse
 
 
+_CELL_ORDER = itemgetter(1, 2, 0)
+
+
 def _upsert_cells(
     conn: Connection, table: str, cells: dict[tuple[int, str, str], list[float]]
 ) -> None:
-    keys = list(cells)
+    # Sorted like the unique key (subject, metric, bucket): parallel workers then lock shared
+    # cells in the same order and cannot deadlock each other.
+    keys = sorted(cells, key=_CELL_ORDER)
     values = [cells[key] for key in keys]
     conn.execute(
         _upsert_rollup(table),
