@@ -210,7 +210,7 @@ CONDITION_RULES: dict[str, tuple[tuple[str, ...], dict[str, float], tuple[str, .
 }
 
 
-def _assign_rule_packs(
+def assign_rule_packs(
     conn: psycopg.Connection[tuple[object, ...]], patients: list[SimPatient]
 ) -> None:
     """Write each simulated patient's rule settings, as their doctor would."""
@@ -289,7 +289,7 @@ def run_demo(
             patients = _patients(run, options.patients)
             with psycopg.connect(db.url) as conn:
                 database_kind = migrate(conn)
-                _assign_rule_packs(conn, patients)
+                assign_rule_packs(conn, patients)
             env = dict(os.environ)
             env |= {
                 "VITALSTREAM_DATABASE_URL": db.url,

@@ -142,6 +142,7 @@ def doctor_cgm(
             "data": profile.uplot_data(),
             "labels": _labels(chosen, ("cgm_p5", "cgm_p25", "cgm_median", "cgm_p75", "cgm_p95")),
             "lines": _range_lines(chosen),
+            "time_label": translate(chosen, "legend_time"),
         },
     }
     response = page(request, "cgm_doctor.html", context, lang=chosen)
@@ -211,6 +212,7 @@ def me_cgm(
             "data": [[t.timestamp() for t, _ in day_values], [v for _, v in day_values]],
             "labels": _labels(chosen, ("metric_glucose",)),
             "lines": _range_lines(chosen),
+            "time_label": translate(chosen, "legend_time"),
         },
     }
     response = page(request, "cgm_me.html", context, lang=chosen)

@@ -23,7 +23,7 @@ from ingest_service.api.access import may_read_subject, visible_subjects
 from ingest_service.api.db import Connection
 from ingest_service.api.deps import ConnectionDep, record
 from ingest_service.api.tokens import Principal
-from ingest_service.web import alert_actions, queries, rule_settings, trends
+from ingest_service.web import alert_actions, ecg, queries, rule_settings, trends
 from ingest_service.web.attention import SEVERITY_RANK, ago, rank_patients
 from ingest_service.web.i18n import Lang, as_lang, choose_lang, translate
 from ingest_service.web.render import SECURITY_HEADERS, page, web_settings
@@ -369,6 +369,7 @@ def _subject_context(
                 }
             )
         recent = queries.alerts(conn, (subject,), subject=subject, open_only=False, limit=20)
+        ecg_reports = ecg.reports_for_subject(conn, subject)
         record(
             conn,
             request,
@@ -379,26 +380,40 @@ def _subject_context(
                 "query": {"days": days},
                 "resolution": resolutions,
                 "returned": {c["id"]: c["points"] for c in charts},
+                "ecg_reports": [r["id"] for r in ecg_reports],
             },
         )
     spo2_low = (
         float(stored.parameters.get("spo2_target_low", 0) if stored is not None else 0) or None
     )
+    lang = _lang(request)
     chart_config = {
         "zone": settings.web_timezone,
         "start": start.timestamp(),
         "end": now.timestamp(),
-        "charts": [{k: c[k] for k in ("id", "title", "unit", "metrics", "data")} for c in charts],
+        "time_label": translate(lang, "legend_time"),
+        "charts": [
+            {
+                **{k: c[k] for k in ("id", "title", "unit", "metrics", "data")},
+                "labels": [translate(lang, f"legend_{m}") for m in c["metrics"]],
+            }
+            for c in charts
+        ],
         "bands": {
-            "bp": {"lines": _bp_lines(targets, home, since)},
+            "bp": {"lines": _bp_lines(targets, home, since, lang)},
             "glucose": {
                 "lines": [
-                    {"label": "range low 3.9", "value": trends.GLUCOSE_RANGE[0]},
-                    {"label": "range high 10.0", "value": trends.GLUCOSE_RANGE[1]},
+                    {"label": translate(lang, "cgm_range_low"), "value": trends.GLUCOSE_RANGE[0]},
+                    {"label": translate(lang, "cgm_range_high"), "value": trends.GLUCOSE_RANGE[1]},
                 ]
             },
             "spo2": {
-                "lines": [{"label": f"target low {spo2_low:g}", "value": spo2_low}]
+                "lines": [
+                    {
+                        "label": translate(lang, "line_spo2_target_low", v=f"{spo2_low:g}"),
+                        "value": spo2_low,
+                    }
+                ]
                 if spo2_low
                 else []
             },
@@ -413,6 +428,7 @@ def _subject_context(
         "charts": charts,
         "chart_config": chart_config,
         "alerts": recent,
+        "ecg_reports": ecg_reports,
         "settings": view,
         "problems": [],
         "saved": False,
@@ -422,21 +438,27 @@ def _subject_context(
 
 
 def _bp_lines(
-    targets: tuple[float, float], home: trends.HomeBp, since: datetime
+    targets: tuple[float, float], home: trends.HomeBp, since: datetime, lang: Lang = "en"
 ) -> list[dict[str, Any]]:
     """The BP chart's reference lines: the targets, and the 7-day means over their week."""
     lines: list[dict[str, Any]] = [
-        {"label": f"target systolic {targets[0]:g}", "value": targets[0]},
-        {"label": f"target diastolic {targets[1]:g}", "value": targets[1]},
+        {
+            "label": translate(lang, "line_target_systolic", v=f"{targets[0]:g}"),
+            "value": targets[0],
+        },
+        {
+            "label": translate(lang, "line_target_diastolic", v=f"{targets[1]:g}"),
+            "value": targets[1],
+        },
     ]
-    for label, mean, colour in (
-        ("7-day mean systolic", home.systolic, "#a3001b"),
-        ("7-day mean diastolic", home.diastolic, "#0b4f8a"),
+    for key, mean, colour in (
+        ("line_mean_systolic", home.systolic, "#a3001b"),
+        ("line_mean_diastolic", home.diastolic, "#0b4f8a"),
     ):
         if mean is not None:
             lines.append(
                 {
-                    "label": f"{label} {mean:.0f}",
+                    "label": translate(lang, key, v=f"{mean:.0f}"),
                     "value": round(mean, 1),
                     "from": since.timestamp(),
                     "colour": colour,

@@ -308,8 +308,35 @@ def _context(snippet: Snippet, values: FloatArray) -> dict[str, Any]:
     }
 
 
+def reports_for_subject(
+    conn: Connection, subject: str, limit: int = RECENT_LIMIT
+) -> list[dict[str, Any]]:
+    """The reports on a patient's snippets, newest first: how a report comes back to the team
+    that asked for it (the family doctor's patient page; the ER's incident page shows its own
+    snippet's report)."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS}, r.id, r.rhythm, r.findings, r.note, r.reader,"  # noqa: S608
+        " r.reported_at FROM ecg_reports r JOIN waveforms w ON w.id = r.waveform_id"
+        " WHERE r.subject = %s ORDER BY r.reported_at DESC, r.id DESC LIMIT %s",
+        (subject, limit),
+    ).fetchall()
+    return [
+        {
+            "snippet": _snippet(row[:11]),
+            "id": int(row[11]),
+            "rhythm": RHYTHM_NAMES.get(str(row[12]), str(row[12])),
+            "findings": [FINDING_NAMES.get(str(f), str(f)) for f in row[13] or ()],
+            "note": str(row[14]),
+            "reader": str(row[15]),
+            "reported_at": row[16],
+        }
+        for row in rows
+    ]
+
+
 def latest_for_incident(conn: Connection, incident: str) -> dict[str, Any] | None:
-    """The newest ECG snippet sent during an incident, drawn on paper (for the ER board)."""
+    """The newest ECG snippet sent during an incident, drawn on paper, with its report once
+    a reader has filed one (for the ER's incident page)."""
     row = conn.execute(
         "SELECT id FROM waveforms WHERE incident = %s ORDER BY start_time DESC LIMIT 1",
         (incident,),
@@ -322,6 +349,7 @@ def latest_for_incident(conn: Connection, incident: str) -> dict[str, Any] | Non
         "paper": ecg_paper(values, snippet.sample_rate_hz),
         "mm_per_s": MM_PER_S,
         "mm_per_mv": MM_PER_MV,
+        "report": _report(conn, snippet.id),
     }
 
 

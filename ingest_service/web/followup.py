@@ -45,8 +45,8 @@ from ingest_service.alert_lifecycle import DEFAULT_POLICY
 from ingest_service.api.access import visible_subjects
 from ingest_service.api.db import Connection
 from ingest_service.api.deps import ConnectionDep, record
-from ingest_service.web.doctor import _doctor
-from ingest_service.web.render import SECURITY_HEADERS, page, web_settings
+from ingest_service.web.doctor import _doctor, _page
+from ingest_service.web.render import SECURITY_HEADERS, web_settings
 from ingest_service.web.session import PageRoute, Viewer, ViewerDep
 from vitals import Alert
 
@@ -365,7 +365,7 @@ def followup_page(
     """Follow-up metrics per month, for the clinic and per doctor."""
     rows, context = _metrics(conn, request, seen, months, "web/doctor/followup")
     policy = DEFAULT_POLICY
-    return page(
+    return _page(
         request,
         "followup.html",
         {

@@ -1,7 +1,8 @@
 """A small message catalogue (English, Simplified Chinese) for the pages people read alone.
 
-The patient's self-view, the login and the error pages are translated; the clinician pages
-are English for now (docs/web.md). The language comes from ``?lang=`` (remembered in a
+The patient's self-view, the login and the error pages are translated, and so are the
+doctor's panel, inbox, patient, CGM and follow-up pages with their chart legends; the ECG and
+ER pages are English for now (docs/web.md). The language comes from ``?lang=`` (remembered in a
 cookie), else the cookie, else the browser's ``Accept-Language``, else Chinese (the
 deployments are in China). Pure: no I/O, no external i18n service.
 """
@@ -242,6 +243,75 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "followup_title": ("Follow-up metrics", "随访指标"),
     "months": ("Months", "月数"),
     "download_csv": ("Download as CSV", "下载 CSV"),
+    "followup_caption": (
+        "Per month since {start}: the clinic ({clinic}, {panel} patients) and each doctor who"
+        " acted on an alert",
+        "自 {start} 起按月统计：全诊所（{clinic}，{panel} 名患者）及每位处理过告警的医生",
+    ),
+    "followup_clinic": ("all doctors", "全体医生"),
+    "fu_col_month": ("Month", "月份"),
+    "fu_col_doctor": ("Doctor", "医生"),
+    "fu_col_acted": ("Alerts acted on", "已处理告警数"),
+    "fu_col_tta_median": ("Time to acknowledge, median (min)", "确认用时中位数（分钟）"),
+    "fu_col_tta_p90": ("90th percentile (min)", "第 90 百分位（分钟）"),
+    "fu_col_urgent": ("Urgent alerts in time", "及时处理的紧急告警"),
+    "fu_col_follow_ups": ("Follow-ups", "随访次数"),
+    "fu_col_per_patient": ("Follow-ups per contracted patient", "每名签约患者的随访次数"),
+    "fu_col_burden": ("Alerts per patient-day", "每患者日告警数"),
+    "fu_urgent_of": ("{n} of {total} ({pct} %)", "{total} 条中 {n} 条（{pct}%）"),
+    "fu_per_patient": ("{value} ({n} patients)", "{value}（{n} 名患者）"),
+    "fu_contracts_unknown": ("(contracts unknown)", "（签约情况未知）"),
+    "fu_burden_detail": ("({n} in {days} patient-days)", "（{days} 患者日内 {n} 条）"),
+    "fu_empty": ("No alerts or readings in this period.", "此期间没有告警或测量数据。"),
+    "fu_how_heading": ("How these are counted", "统计方法"),
+    "fu_how_tta": (
+        "Time to acknowledge: from when the alert reached the system to the first"
+        " acknowledgement or resolution by a person.",
+        "确认用时：从告警到达系统到第一次由人确认或处理完毕的时间。",
+    ),
+    "fu_how_urgent": (
+        "Urgent in time: high and critical alerts acknowledged or resolved within the"
+        " escalation delay ({high} min; {critical} min for critical). The clinic row also counts"
+        " urgent alerts nobody answered once their delay has passed.",
+        "及时处理的紧急告警：在升级时限内（{high} 分钟；危急告警 {critical} 分钟）"
+        "被确认或处理完毕的高级和危急告警。全诊所一行还把超过时限仍无人处理的紧急告警计入。",
+    ),
+    "fu_how_follow_ups": (
+        "Follow-ups: acknowledgements and resolutions with a note. There is no separate"
+        " follow-up record yet, so a noted acknowledgement or resolution is what counts.",
+        "随访：带备注的确认或处理完毕。目前还没有单独的随访记录，因此以带备注的确认或处理完毕计数。",
+    ),
+    "fu_how_burden": (
+        "Alerts per patient-day: alerts raised in the month over the observed time (first to"
+        " last reading in the month) of the patients concerned.",
+        "每患者日告警数：当月产生的告警数除以相关患者的观察时间（当月第一次到最后一次测量）。",
+    ),
+    # chart legends and reference lines (static/charts.js draws what the page gives it)
+    "legend_time": ("time", "时间"),
+    "legend_bp_systolic": ("systolic", "收缩压"),
+    "legend_bp_diastolic": ("diastolic", "舒张压"),
+    "legend_glucose": ("glucose", "血糖"),
+    "legend_weight": ("weight", "体重"),
+    "legend_spo2": ("SpO2", "血氧饱和度"),
+    "legend_heart_rate": ("heart rate", "心率"),
+    "line_target_systolic": ("target systolic {v}", "收缩压目标 {v}"),
+    "line_target_diastolic": ("target diastolic {v}", "舒张压目标 {v}"),
+    "line_mean_systolic": ("7-day mean systolic {v}", "7 天平均收缩压 {v}"),
+    "line_mean_diastolic": ("7-day mean diastolic {v}", "7 天平均舒张压 {v}"),
+    "line_spo2_target_low": ("target low {v}", "目标下限 {v}"),
+    # ECG reports as the requesting team sees them (the patient page)
+    "nav_ecg": ("ECG reading", "心电图判读"),
+    "ecg_reports_heading": ("ECG reports", "心电图报告"),
+    "ecg_reports_caption": (
+        "Reports on this patient's ECG snippets, newest first",
+        "此患者心电图片段的判读报告（最新在前）",
+    ),
+    "ecg_col_recorded": ("Recorded", "记录时间"),
+    "ecg_col_rhythm": ("Rhythm", "心律"),
+    "ecg_col_findings": ("Findings", "所见"),
+    "ecg_col_text": ("Report text", "报告内容"),
+    "ecg_col_reader": ("Reported by", "判读人"),
+    "ecg_no_reports": ("No ECG reports for this patient.", "此患者暂无心电图报告。"),
     # CGM pages (docs/web.md): the patient's daily report and the doctor's AGP page
     "cgm_link": ("My glucose day (CGM)", "我的每日血糖报告（CGM）"),
     "cgm_me_title": ("My glucose day", "我的每日血糖报告"),

@@ -67,7 +67,7 @@
         { stroke: "#222", grid: { stroke: "#ddd" }, ticks: { stroke: "#999" }, label: config.unit }
       ],
       series: [
-        { label: "time", value: function (u, v) { return v === null ? "" : clock(v); } },
+        { label: config.time_label || "time", value: function (u, v) { return v === null ? "" : clock(v); } },
         { label: labels[0], stroke: blue, width: 1, dash: [2, 3] },
         { label: labels[1], stroke: blue, width: 1 },
         { label: labels[2], stroke: "#111", width: 3 },
@@ -96,7 +96,7 @@
         { stroke: "#222", grid: { stroke: "#ddd" }, ticks: { stroke: "#999" }, label: config.unit }
       ],
       series: [
-        { label: "time" },
+        { label: config.time_label || "time" },
         { label: config.labels[0] + " (" + config.unit + ")", stroke: "#a3001b", width: 2,
           points: { show: config.data[0].length <= 100, size: 6 } }
       ],

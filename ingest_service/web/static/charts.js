@@ -45,10 +45,12 @@
     var box = document.getElementById("chart-" + chart.id);
     if (!box) { return null; }
     var lines = (bands[chart.id] && bands[chart.id].lines) || [];
-    var series = [{ label: "time" }];
+    var series = [{ label: config.time_label || "time" }];
     chart.metrics.forEach(function (metric, i) {
+      /* The page gives each line's name in the viewer's language (chart.labels). */
+      var name = (chart.labels && chart.labels[i]) || metric.replace("bp_", "");
       series.push({
-        label: metric.replace("bp_", "") + " (" + chart.unit + ")",
+        label: name + " (" + chart.unit + ")",
         stroke: COLOURS[i % COLOURS.length],
         dash: DASHES[i % DASHES.length],
         width: 2,
