@@ -139,6 +139,13 @@ class IngestService:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> IngestService:
+        if self.settings.shared_group:
+            log.warning(
+                "shared group %r: the broker splits each subject's readings between workers, "
+                "so each worker's rules see part of the stream (docs/ingest.md, 'Parallel "
+                "workers'); run one worker where rules matter",
+                self.settings.shared_group,
+            )
         self._connect_database()
         broker = parse_broker_url(self.settings.broker_url)
         if broker.tls:  # mqtts://: verify the broker; present the ingest identity (mTLS)
