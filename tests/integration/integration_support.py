@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
+import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -65,3 +68,40 @@ def publish_raw(broker: BrokerAddress, topic: str, *payloads: bytes) -> None:
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+@contextlib.contextmanager
+def private_mosquitto(config: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A private mosquitto started on ``config`` (listening on ``port``), stopped afterwards.
+
+    For tests that need a broker of their own (TLS, ACL, CRL); fails the test with the
+    broker's log when it exits or does not listen within 10 s.
+    """
+    mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
+    assert mosquitto is not None, "mosquitto is not installed"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [mosquitto, "-c", str(config), "-v"], stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"mosquitto exited: {log.read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"mosquitto did not listen on {port}: {log.read_text()}"
+                    ) from None
+                time.sleep(0.05)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

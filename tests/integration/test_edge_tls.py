@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from integration_support import count, free_port, make_data_dir, wait_for
+from integration_support import count, free_port, make_data_dir, private_mosquitto, wait_for
 from typer.testing import CliRunner
 
 from edge_agent import EdgeAgent, LinkTls
@@ -102,32 +100,10 @@ def secured(topic_prefix: str) -> Iterator[SecuredBroker]:
     )
     assert result.exit_code == 0, result.output
     json.loads(result.stdout.strip().splitlines()[-1])
-    log = root / "mosquitto.log"
-    assert MOSQUITTO is not None
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(root / "broker" / "mosquitto.conf"), "-v"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
-        yield SecuredBroker(port, root, topic_prefix)
+        with private_mosquitto(root / "broker" / "mosquitto.conf", port, root / "mosquitto.log"):
+            yield SecuredBroker(port, root, topic_prefix)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         shutil.rmtree(root, ignore_errors=True)
 
 

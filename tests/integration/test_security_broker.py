@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 import typer
-from integration_support import free_port, make_data_dir
+from integration_support import free_port, make_data_dir, private_mosquitto
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
@@ -40,19 +37,6 @@ def _pki(*args: str) -> None:
     result = CliRunner().invoke(app, ["pki", *args, "--json"])
     assert result.exit_code == 0, result.output
     json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"mosquitto exited: {log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"mosquitto did not listen on {port}: {log.read_text()}")
 
 
 @pytest.fixture
@@ -78,24 +62,10 @@ def secured_broker() -> Iterator[tuple[int, Path]]:
         "--bind",
         "127.0.0.1",
     )
-    log = root / "mosquitto.log"
-    assert MOSQUITTO is not None
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(broker_dir / "mosquitto.conf"), "-v"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
     try:
-        _wait_for_port(port, process, log)
-        yield port, root
+        with private_mosquitto(broker_dir / "mosquitto.conf", port, root / "mosquitto.log"):
+            yield port, root
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 import typer
-from integration_support import free_port, make_data_dir, wait_for
+from integration_support import free_port, make_data_dir, private_mosquitto, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
@@ -92,32 +90,12 @@ def broker() -> Iterator[Broker]:
         "--ingest-identity",
         INGEST,
     )
-    log = root / "mosquitto.log"
-    assert MOSQUITTO is not None
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(root / "broker" / "mosquitto.conf"), "-v"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.05)
-        yield Broker(port, root, process)
+        with private_mosquitto(
+            root / "broker" / "mosquitto.conf", port, root / "mosquitto.log"
+        ) as process:
+            yield Broker(port, root, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         shutil.rmtree(root, ignore_errors=True)
 
 
