@@ -494,6 +494,73 @@ CREATE TABLE ecg_reports (
 CREATE INDEX ecg_reports_subject ON ecg_reports (subject, reported_at DESC);
 """,
     ),
+    (
+        13,
+        "API authorisation: incident hospitals and gateway routes, er hospitals, device"
+        " clients, scope names, shared login throttle (ingest_service.api, issue 10)",
+        """
+-- The destination hospital of an incident (an opaque hospital id); NULL = not routed yet.
+-- Backfill: incidents stored before this migration have no destination on record, so they
+-- stay NULL: admins and ER accounts of no particular hospital see them, an ER account of one
+-- hospital does not, until an admin routes them (PUT /api/v1/incidents/{id}/hospital).
+ALTER TABLE incidents ADD COLUMN hospital text;
+CREATE INDEX incidents_hospital ON incidents (hospital, subject);
+
+-- Default routes: an ambulance gateway's new incidents go to this hospital unless they are
+-- opened with one (PUT /api/v1/gateways/{id}/route). The trigger applies it when the row is
+-- first inserted, whoever inserts it (the handoff service from crew events, the API, the
+-- CLI), so a later change of route does not move incidents already open.
+CREATE TABLE gateway_routes (
+    gateway   text         PRIMARY KEY,
+    hospital  text         NOT NULL,
+    set_by    text         NOT NULL,
+    set_at    timestamptz  NOT NULL
+);
+CREATE FUNCTION incidents_default_hospital() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.hospital IS NULL THEN
+        NEW.hospital := (SELECT hospital FROM gateway_routes WHERE gateway = NEW.gateway);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER incidents_route BEFORE INSERT ON incidents
+    FOR EACH ROW EXECUTE FUNCTION incidents_default_hospital();
+
+-- An er account may belong to one hospital (its token's `hospital` claim); a device client
+-- is one gateway (its token's `gateway` claim).
+ALTER TABLE users ADD COLUMN hospital text,
+    ADD CONSTRAINT users_hospital_er CHECK (hospital IS NULL OR role = 'er');
+ALTER TABLE api_clients DROP CONSTRAINT api_clients_role_check,
+    ADD CONSTRAINT api_clients_role_check
+        CHECK (role IN ('service', 'er', 'admin', 'device')),
+    ADD COLUMN hospital text,
+    ADD COLUMN gateway text,
+    ADD CONSTRAINT api_clients_hospital_er CHECK (hospital IS NULL OR role = 'er'),
+    ADD CONSTRAINT api_clients_gateway_device CHECK ((role = 'device') = (gateway IS NOT NULL));
+
+-- Scopes are per resource and action now (ingest_service.api.scopes); the single words of
+-- migration 10 become their read scope, unknown words are kept (they grant nothing).
+UPDATE api_clients SET scopes = ARRAY(
+    SELECT DISTINCT CASE s
+        WHEN 'readings' THEN 'readings:read' WHEN 'subjects' THEN 'readings:read'
+        WHEN 'alerts' THEN 'alerts:read' WHEN 'incidents' THEN 'incidents:read'
+        WHEN 'gateways' THEN 'gateways:read' WHEN 'dead-letters' THEN 'dead-letters:read'
+        WHEN 'audit' THEN 'audit:read' ELSE s END
+    FROM unnest(scopes) AS s ORDER BY 1);
+
+-- Failed logins, shared by every API process (ingest_service.users.LoginThrottle). key is
+-- HMAC-SHA256 of the username or the client address under a key derived from the API
+-- signing key: never the typed name, which may be an ID number or a password.
+CREATE TABLE login_failures (
+    dimension  text         NOT NULL CHECK (dimension IN ('user', 'address')),
+    key        bytea        NOT NULL CHECK (octet_length(key) = 32),
+    failed_at  timestamptz  NOT NULL
+);
+CREATE INDEX login_failures_key ON login_failures (dimension, key, failed_at DESC);
+CREATE INDEX login_failures_failed_at ON login_failures (failed_at);
+""",
+    ),
 )
 
 _READINGS_COLUMNS = """

@@ -1,7 +1,8 @@
 """Who may log in to the API: users (password grant), service clients (client-credentials
 grant), secret hashing, the failed-login throttle and the token revocation list (issue 10).
 
-Tables (migration 10): ``users``, ``api_clients``, ``revoked_tokens``.
+Tables: ``users``, ``api_clients``, ``revoked_tokens`` (migration 10); ``hospital`` of ``er``
+accounts, ``gateway`` of ``device`` clients and ``login_failures`` (migration 13).
 
 **Hashing.** Passwords and client secrets are stored as argon2id PHC strings (argon2-cffi,
 RFC 9106). The parameters are argon2-cffi's defaults, RFC 9106's second recommended option
@@ -11,32 +12,37 @@ is replaced at the next successful login (:meth:`SecretHasher.needs_rehash`). At
 :data:`KDF_SLOTS` checks run at once so a login flood cannot exhaust the API's memory.
 
 **Throttle.** :class:`LoginThrottle` counts failed logins per username and per client
-address in a sliding window (in memory: one API process; several processes each keep their
-own count, so the effective limit multiplies by the number of processes). While a key is
-over its limit, logins for it are refused without checking the password.
+address in a sliding window, in the ``login_failures`` table, so every API process (and the
+web login) shares one count. The names are stored as keyed hashes (HMAC-SHA256 under a key
+derived from the API signing key), never as typed: people type their ID number or their
+password into the username field. While a key is over its limit, logins for it are refused
+without checking the password. :func:`throttle_wait` is the pure rule.
 
 **Revocation.** :class:`RevocationCache` holds the revoked token ids (``jti``) and the
 disabled users and clients, reloaded from the database when older than
 :data:`REVOCATION_CACHE_S`; a revocation made through this process is seen at once, one made
 elsewhere (another process, the CLI) within that time.
 
-Pure core: :class:`SecretHasher`, :class:`LoginThrottle`, :func:`check_password_policy`,
-:class:`RevocationCache` (given a loader). SQL shell: the functions taking a connection.
+Pure core: :class:`SecretHasher`, :func:`throttle_wait`, :func:`check_password_policy`,
+:class:`RevocationCache` (given a loader). SQL shell: the functions taking a connection and
+:class:`LoginThrottle`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import argon2
 import psycopg
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ingest_service.api.scopes import UnknownScopeError, canonical
 from ingest_service.api.tokens import Role, TokenError, check_claims
 from vitals import VitalsError
 
@@ -44,8 +50,9 @@ Connection = psycopg.Connection[Any]
 
 #: Roles a person may hold (the users table's CHECK); services are clients, not users.
 USER_ROLES: frozenset[Role] = frozenset({"patient", "doctor", "er", "admin"})
-#: Roles a service client may hold: none of them is scoped by a subject claim.
-CLIENT_ROLES: frozenset[Role] = frozenset({"service", "er", "admin"})
+#: Roles a client may hold: none of them is scoped by a subject claim. A ``device`` client is
+#: a gateway (its ``gateway`` column, the token's ``gateway`` claim).
+CLIENT_ROLES: frozenset[Role] = frozenset({"service", "er", "admin", "device"})
 
 #: NIST SP 800-63B §3.1.1.2: at least 8 characters, longer is better, no composition rules;
 #: 12 because these accounts read health data. The upper bound keeps one check cheap.
@@ -58,8 +65,6 @@ KDF_SLOTS = 4
 USERNAME_FAILURE_LIMIT = 5
 ADDRESS_FAILURE_LIMIT = 20
 FAILURE_WINDOW = timedelta(minutes=15)
-#: Keys tracked at most per dimension (a flood of made-up usernames cannot grow memory).
-MAX_TRACKED_KEYS = 10_000
 
 #: How stale the revocation list may be in another process (seconds).
 REVOCATION_CACHE_S = 2.0
@@ -116,65 +121,93 @@ def check_password_policy(password: str) -> None:
 
 # --------------------------------------------------------------------------- throttle
 
+Dimension = Literal["user", "address"]
 
-@dataclass
+
+def throttle_wait(
+    newest_first: Sequence[datetime], limit: int, window: timedelta, now: datetime
+) -> float:
+    """Seconds until one more login is allowed (0 = now), given the key's failures newest
+    first: blocked while ``limit`` of them are inside the window, until the ``limit``-th
+    newest leaves it (at least 1 s, so a client never retries at once)."""
+    recent = [moment for moment in newest_first if now - moment < window]
+    if len(recent) < limit:
+        return 0.0
+    frees_at = recent[limit - 1] + window
+    return max((frees_at - now).total_seconds(), 1.0)
+
+
 class LoginThrottle:
-    """Failed logins per username and per address in a sliding window (not thread-safe by
-    itself: the caller holds :attr:`lock`)."""
+    """Failed logins per username and per address, shared through ``login_failures``.
 
-    username_limit: int = USERNAME_FAILURE_LIMIT
-    address_limit: int = ADDRESS_FAILURE_LIMIT
-    window: timedelta = FAILURE_WINDOW
-    max_keys: int = MAX_TRACKED_KEYS
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _users: dict[str, deque[datetime]] = field(default_factory=dict, repr=False)
-    _addresses: dict[str, deque[datetime]] = field(default_factory=dict, repr=False)
+    Each method runs inside the caller's transaction. Two processes counting the same
+    failure at the same moment may each let one more attempt through; the limit is about
+    stopping online guessing, and one extra guess per process does not change that.
+    """
 
-    def _recent(self, table: dict[str, deque[datetime]], key: str, now: datetime) -> int:
-        times = table.get(key)
-        if times is None:
-            return 0
-        while times and now - times[0] >= self.window:
-            times.popleft()
-        if not times:
-            del table[key]
-            return 0
-        return len(times)
+    def __init__(
+        self,
+        pepper: bytes,
+        *,
+        username_limit: int = USERNAME_FAILURE_LIMIT,
+        address_limit: int = ADDRESS_FAILURE_LIMIT,
+        window: timedelta = FAILURE_WINDOW,
+    ) -> None:
+        # A key of its own, derived from the signing key: the stored hashes cannot be
+        # matched against a list of ID numbers without it.
+        self._key = hmac.new(pepper, b"vitalstream login throttle v1", hashlib.sha256).digest()
+        self.username_limit = username_limit
+        self.address_limit = address_limit
+        self.window = window
 
-    def _wait(
-        self, table: dict[str, deque[datetime]], key: str, limit: int, now: datetime
-    ) -> float:
-        if self._recent(table, key, now) < limit:
-            return 0.0
-        times = table[key]
-        # Blocked until enough of the oldest failures leave the window.
-        frees_at = times[len(times) - limit] + self.window
-        return max((frees_at - now).total_seconds(), 1.0)
+    def _hash(self, dimension: Dimension, value: str) -> bytes:
+        return hmac.new(self._key, f"{dimension}|{value}".encode(), hashlib.sha256).digest()
 
-    def retry_after(self, username: str, address: str, now: datetime) -> float:
+    def _recent(
+        self, conn: Connection, dimension: Dimension, value: str, limit: int, now: datetime
+    ) -> list[datetime]:
+        rows = conn.execute(
+            "SELECT failed_at FROM login_failures WHERE dimension = %s AND key = %s"
+            " AND failed_at > %s ORDER BY failed_at DESC LIMIT %s",
+            (dimension, self._hash(dimension, value), now - self.window, limit),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def retry_after(self, conn: Connection, username: str, address: str, now: datetime) -> float:
         """Seconds until a login for ``username`` from ``address`` is allowed (0 = now)."""
         return max(
-            self._wait(self._users, username, self.username_limit, now),
-            self._wait(self._addresses, address, self.address_limit, now),
+            throttle_wait(
+                self._recent(conn, "user", username, self.username_limit, now),
+                self.username_limit,
+                self.window,
+                now,
+            ),
+            throttle_wait(
+                self._recent(conn, "address", address, self.address_limit, now),
+                self.address_limit,
+                self.window,
+                now,
+            ),
         )
 
-    def _add(self, table: dict[str, deque[datetime]], key: str, now: datetime) -> None:
-        if key not in table and len(table) >= self.max_keys:
-            # Forget the key whose newest failure is oldest.
-            oldest = min(table, key=lambda k: table[k][-1] if table[k] else now)
-            del table[oldest]
-        table.setdefault(key, deque()).append(now)
+    def record_failure(self, conn: Connection, username: str, address: str, now: datetime) -> bool:
+        """Count one failure; True when it puts the username or the address over its limit.
+        Failures older than the window are deleted on the way (the table stays small)."""
+        before = self.retry_after(conn, username, address, now) > 0
+        conn.execute("DELETE FROM login_failures WHERE failed_at <= %s", (now - self.window,))
+        conn.execute(
+            "INSERT INTO login_failures (dimension, key, failed_at)"
+            " VALUES ('user', %s, %s), ('address', %s, %s)",
+            (self._hash("user", username), now, self._hash("address", address), now),
+        )
+        return not before and self.retry_after(conn, username, address, now) > 0
 
-    def record_failure(self, username: str, address: str, now: datetime) -> bool:
-        """Count one failure; True when it puts the username or the address over its limit."""
-        before = self.retry_after(username, address, now) > 0
-        self._add(self._users, username, now)
-        self._add(self._addresses, address, now)
-        return not before and self.retry_after(username, address, now) > 0
-
-    def record_success(self, username: str) -> None:
+    def record_success(self, conn: Connection, username: str) -> None:
         """A correct password clears the username's failures (not the address's)."""
-        self._users.pop(username, None)
+        conn.execute(
+            "DELETE FROM login_failures WHERE dimension = 'user' AND key = %s",
+            (self._hash("user", username),),
+        )
 
 
 # --------------------------------------------------------------------------- revocation
@@ -228,7 +261,7 @@ class RevocationCache:
 
 @dataclass(frozen=True)
 class User:
-    """One row of ``users``."""
+    """One row of ``users``. ``hospital``: an ``er`` user's hospital (None: every one)."""
 
     username: str
     role: Role
@@ -236,17 +269,21 @@ class User:
     contracted_subjects: tuple[str, ...]
     password_hash: str
     disabled: bool
+    hospital: str | None = None
 
 
 @dataclass(frozen=True)
 class ApiClient:
-    """One row of ``api_clients``."""
+    """One row of ``api_clients``: an ``er`` client's ``hospital``, a ``device`` client's
+    ``gateway``."""
 
     client_id: str
     role: Role
     scopes: tuple[str, ...]
     secret_hash: str
     disabled: bool
+    hospital: str | None = None
+    gateway: str | None = None
 
 
 def _role_of(value: object, allowed: frozenset[Role]) -> Role:
@@ -258,25 +295,34 @@ def _role_of(value: object, allowed: frozenset[Role]) -> Role:
 
 
 def validate_user(
-    username: str, role: str, subject: str | None, contracted: Sequence[str]
+    username: str,
+    role: str,
+    subject: str | None,
+    contracted: Sequence[str],
+    hospital: str | None = None,
 ) -> tuple[Role, str | None, tuple[str, ...]]:
-    """The checked role, subject and contracted subjects of a user (the token's rules)."""
+    """The checked role, subject and contracted subjects of a user (the token's rules; only
+    an ``er`` user has a ``hospital``)."""
     checked = _role_of(role, USER_ROLES)
     try:
-        _, _, own, subjects = check_claims(
-            checked, username, subject, list(contracted) if checked == "doctor" else None
+        claims = check_claims(
+            checked,
+            username,
+            subject,
+            list(contracted) if checked == "doctor" else None,
+            hospital=hospital,
         )
     except TokenError as error:
         raise AccountError(error.detail) from None
     if contracted and checked != "doctor":
         raise AccountError("only a doctor has contracted subjects")
-    return checked, own, subjects or ()
+    return checked, claims.subject, claims.subjects or ()
 
 
 def get_user(conn: Connection, username: str) -> User | None:
     """The user called ``username``, or None."""
     row = conn.execute(
-        "SELECT username, role, subject, contracted_subjects, password_hash, disabled"
+        "SELECT username, role, subject, contracted_subjects, password_hash, disabled, hospital"
         " FROM users WHERE username = %s",
         (username,),
     ).fetchone()
@@ -289,14 +335,15 @@ def get_user(conn: Connection, username: str) -> User | None:
         contracted_subjects=tuple(row[3] or ()),
         password_hash=str(row[4]),
         disabled=bool(row[5]),
+        hospital=row[6],
     )
 
 
 def get_client(conn: Connection, client_id: str) -> ApiClient | None:
     """The client ``client_id``, or None."""
     row = conn.execute(
-        "SELECT client_id, role, scopes, secret_hash, disabled FROM api_clients"
-        " WHERE client_id = %s",
+        "SELECT client_id, role, scopes, secret_hash, disabled, hospital, gateway"
+        " FROM api_clients WHERE client_id = %s",
         (client_id,),
     ).fetchone()
     if row is None:
@@ -307,6 +354,8 @@ def get_client(conn: Connection, client_id: str) -> ApiClient | None:
         scopes=tuple(row[2] or ()),
         secret_hash=str(row[3]),
         disabled=bool(row[4]),
+        hospital=row[5],
+        gateway=row[6],
     )
 
 
@@ -329,19 +378,20 @@ def add_user(
     now: datetime,
     subject: str | None = None,
     contracted: Sequence[str] = (),
+    hospital: str | None = None,
 ) -> User:
     """Create a user (usernames and client ids share one namespace: a token's ``sub``)."""
-    checked_role, own, subjects = validate_user(username, role, subject, contracted)
+    checked_role, own, subjects = validate_user(username, role, subject, contracted, hospital)
     check_password_policy(password)
     if _name_taken(conn, username):
         raise AccountError(f"{username!r} already exists (as a user or a client)")
     digest = hasher.hash(password)
     conn.execute(
         "INSERT INTO users (username, role, subject, contracted_subjects, password_hash,"
-        " created_at) VALUES (%s, %s, %s, %s, %s, %s)",
-        (username, checked_role, own, list(subjects), digest, now),
+        " created_at, hospital) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (username, checked_role, own, list(subjects), digest, now, hospital),
     )
-    return User(username, checked_role, own, subjects, digest, disabled=False)
+    return User(username, checked_role, own, subjects, digest, disabled=False, hospital=hospital)
 
 
 def set_disabled(conn: Connection, username: str, disabled: bool) -> bool:
@@ -380,26 +430,32 @@ def add_client(
     secret: str,
     now: datetime,
     scopes: Iterable[str] = (),
+    hospital: str | None = None,
+    gateway: str | None = None,
 ) -> ApiClient:
-    """Register a service client with a (generated) secret."""
+    """Register a client with a (generated) secret: an ``er`` client may have a
+    ``hospital``, a ``device`` client must have its ``gateway``. ``scopes`` are names of
+    :data:`ingest_service.api.scopes.SCOPES` (old single-word names are translated)."""
     checked_role = _role_of(role, CLIENT_ROLES)
     try:
-        check_claims(checked_role, client_id, None, None)
+        check_claims(checked_role, client_id, None, None, hospital=hospital, gateway=gateway)
     except TokenError as error:
         raise AccountError(error.detail) from None
-    granted = tuple(sorted(set(scopes)))
-    for scope in granted:
-        if not scope or any(c.isspace() or c in '"\\' for c in scope):
-            raise AccountError("a scope is a non-empty word without spaces or quotes")
+    try:
+        granted = canonical(scopes)
+    except UnknownScopeError as error:
+        raise AccountError(f"unknown scope {str(error)[:64]!r}; see docs/api.md (Scopes)") from None
     if _name_taken(conn, client_id):
         raise AccountError(f"{client_id!r} already exists (as a user or a client)")
     digest = hasher.hash(secret)
     conn.execute(
-        "INSERT INTO api_clients (client_id, secret_hash, role, scopes, created_at)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        (client_id, digest, checked_role, list(granted), now),
+        "INSERT INTO api_clients (client_id, secret_hash, role, scopes, created_at, hospital,"
+        " gateway) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (client_id, digest, checked_role, list(granted), now, hospital, gateway),
     )
-    return ApiClient(client_id, checked_role, granted, digest, disabled=False)
+    return ApiClient(
+        client_id, checked_role, granted, digest, disabled=False, hospital=hospital, gateway=gateway
+    )
 
 
 def revoke_token(conn: Connection, token_id: str, *, by: str, reason: str, now: datetime) -> bool:

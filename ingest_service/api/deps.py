@@ -17,8 +17,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest_service import audit, users
-from ingest_service.api.access import may_read_subject
+from ingest_service.api.access import PATIENT_DATA_ROLES, hospital_scope, visible_subjects
 from ingest_service.api.db import Connection
+from ingest_service.api.scopes import OPENAPI_KEY, SCOPES, UnknownScopeError
 from ingest_service.api.settings import ApiSettings
 from ingest_service.api.tokens import LEEWAY_S, Principal, Role, TokenError, decode_token
 
@@ -155,15 +156,55 @@ def require_role(
     )
 
 
+#: The subjects of the incidents routed to a hospital, and the subjects those temporary
+#: (ambulance) subjects were merged into once the patient was identified.
+_HOSPITAL_SUBJECTS = """
+SELECT i.subject FROM incidents i WHERE i.hospital = %(hospital)s
+UNION
+SELECT m.subject FROM subject_merges m JOIN incidents i ON i.subject = m.temporary
+WHERE i.hospital = %(hospital)s
+"""
+_HOSPITAL_HAS_SUBJECT = """
+SELECT EXISTS (SELECT 1 FROM incidents i WHERE i.hospital = %(hospital)s
+               AND i.subject = %(subject)s)
+    OR EXISTS (SELECT 1 FROM subject_merges m JOIN incidents i ON i.subject = m.temporary
+               WHERE i.hospital = %(hospital)s AND m.subject = %(subject)s)
+"""
+
+
+def readable_subjects(conn: Connection, who: Principal) -> tuple[str, ...] | None:
+    """The subjects ``who`` may read (None = every one), looking up a hospital-scoped ``er``
+    token's incident subjects in the database (run inside the caller's transaction)."""
+    hospital = hospital_scope(who)
+    if hospital is None:
+        return visible_subjects(who)
+    rows = conn.execute(_HOSPITAL_SUBJECTS, {"hospital": hospital}).fetchall()
+    return tuple(sorted(str(row[0]) for row in rows))
+
+
+def may_read(conn: Connection, who: Principal, subject: str) -> bool:
+    """Whether ``who`` may read ``subject``'s readings, latest values and alerts."""
+    hospital = hospital_scope(who)
+    if hospital is None:
+        allowed = visible_subjects(who)
+        return allowed is None or subject in allowed
+    row = conn.execute(_HOSPITAL_HAS_SUBJECT, {"hospital": hospital, "subject": subject}).fetchone()
+    return bool(row and row[0])
+
+
 def require_subject(
     conn: Connection, request: Request, who: Principal, subject: str, resource: str
 ) -> None:
     """403 (and an audited ``read_denied`` row) when ``who`` may not read ``subject``.
 
     The denial is audited in its own transaction so it stays even though the request fails:
-    a doctor probing other doctors' patients is exactly what the leak rules look for.
+    a doctor probing other doctors' patients is exactly what the leak rules look for. A role
+    that reads no patient data at all (``device``) is refused with ``reason: role``.
     """
-    if may_read_subject(who, subject):
+    require_role(conn, request, who, PATIENT_DATA_ROLES, resource)
+    with conn.transaction():
+        allowed = may_read(conn, who, subject)
+    if allowed:
         return
     with conn.transaction():
         record(
@@ -175,3 +216,49 @@ def require_subject(
             action="read_denied",
         )
     raise HTTPException(status.HTTP_403_FORBIDDEN, detail="not permitted to read this subject")
+
+
+class ScopeCheck:
+    """The dependency behind :func:`scoped`: 403 and an audit row (``reason: scope``) when
+    the token lacks the scope (:mod:`ingest_service.api.scopes`)."""
+
+    def __init__(self, scope: str) -> None:
+        if scope not in SCOPES:
+            raise UnknownScopeError(scope)
+        self.scope = scope
+
+    def __call__(self, request: Request, who: PrincipalDep, conn: ConnectionDep) -> None:
+        if who.has_scope(self.scope):
+            return
+        action = "read_denied" if request.method in {"GET", "HEAD"} else "write_denied"
+        with conn.transaction():
+            record(
+                conn,
+                request,
+                who,
+                _route_template(request),
+                {
+                    "reason": "scope",
+                    "scope": self.scope,
+                    "granted": sorted(who.scopes or ()),
+                },
+                action=action,
+            )
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail=f"this token lacks the scope {self.scope}"
+        )
+
+
+def _route_template(request: Request) -> str:
+    """The route's path template (``subjects/{subject}/readings``): never the raw path, which
+    could hold anything a client typed (an ID number in place of a subject)."""
+    template = str(getattr(request.scope.get("route"), "path", ""))
+    return template.removeprefix("/api/v1").strip("/") or "api"
+
+
+def scoped(scope: str) -> dict[str, Any]:
+    """Route-decorator arguments that require ``scope``: ``@router.get("", **scoped(...))``."""
+    return {
+        "dependencies": [Depends(ScopeCheck(scope))],
+        "openapi_extra": {OPENAPI_KEY: scope},
+    }

@@ -97,6 +97,25 @@ class GatewayList(_Out):
     gateways: list[Gateway]
 
 
+class RegisteredDevice(_Out):
+    """A device registered under a gateway (``devices``: by hand, or ``auto`` on first use)."""
+
+    device: str
+    registered_by: str
+    registered_at: datetime
+    last_seen: datetime | None
+
+
+class GatewayDetail(_Out):
+    """One gateway: its last status (null before the first), its registered devices and the
+    hospital its new incidents are routed to by default (null: none)."""
+
+    gateway: str
+    status: Gateway | None
+    hospital: str | None
+    devices: list[RegisteredDevice]
+
+
 class DeadLetter(_Out):
     """A message (or one reading of one) that was not stored, with its raw bytes."""
 

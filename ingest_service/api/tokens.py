@@ -12,8 +12,14 @@ which names tokens by their ``jti``.
 
 Claims: ``sub`` (the user), ``role`` (one of :data:`ROLES`), ``iat``/``exp``/``nbf``, ``iss`` =
 ``vitalstream``, ``aud`` = ``vitalstream-api``, ``jti`` (so an audit row names one token), and
-``subject`` (a patient's own pseudonym, required for patients and only for them) and
-``subjects`` (a doctor's contracted pseudonyms; absent = not restricted).
+
+- ``subject``: a patient's own pseudonym (required for patients and only for them);
+- ``subjects``: a doctor's contracted pseudonyms (absent = not restricted);
+- ``hospital``: an ``er`` account's hospital (only ``er``; absent = every hospital);
+- ``gateway``: a ``device`` client's own gateway id (required for devices and only for them);
+- ``scope``: the space-separated scopes of a client-credentials token (RFC 9068 §2.2.3;
+  :mod:`ingest_service.api.scopes`). Absent = not scope-restricted (people's tokens, whose
+  role alone decides); present = each route needs its scope, even when the list is empty.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import re
 import secrets
 import stat
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +40,7 @@ import jwt
 from vitals import VitalsError
 from vitals.models import IDENTIFIER_PATTERN
 
-Role = Literal["patient", "doctor", "er", "admin", "service"]
+Role = Literal["patient", "doctor", "er", "admin", "service", "device"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
 ISSUER = "vitalstream"
@@ -44,6 +51,8 @@ ALGORITHM = "HS256"
 KEY_BYTES = 64
 #: Issuer and API on one host: a little skew tolerance for clocks that are stepped.
 LEEWAY_S = 5
+#: A scope claim longer than this is not one of ours.
+MAX_SCOPE_CLAIM = 2048
 
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
@@ -62,7 +71,11 @@ class KeyFileError(VitalsError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a verified token speaks for. ``subjects`` None = not restricted to a list."""
+    """Who a verified token speaks for.
+
+    ``subjects`` None = not restricted to a list; ``hospital`` None = an ``er`` account of no
+    particular hospital; ``scopes`` None = not scope-restricted (not a client token).
+    """
 
     user: str
     role: Role
@@ -70,11 +83,31 @@ class Principal:
     subjects: tuple[str, ...] | None = None
     token_id: str | None = None
     expires_at: datetime | None = None
+    hospital: str | None = None
+    gateway: str | None = None
+    scopes: frozenset[str] | None = None
 
     @property
     def actor(self) -> str:
         """The audit log's ``actor``: role and user, e.g. ``doctor:dr-li``."""
         return f"{self.role}:{self.user}"
+
+    def has_scope(self, scope: str) -> bool:
+        """Whether the token may use a route that needs ``scope``."""
+        return self.scopes is None or scope in self.scopes
+
+
+@dataclass(frozen=True)
+class Claims:
+    """The checked identity claims of a token (what :func:`check_claims` returns)."""
+
+    role: Role
+    user: str
+    subject: str | None = None
+    subjects: tuple[str, ...] | None = None
+    hospital: str | None = None
+    gateway: str | None = None
+    scopes: frozenset[str] | None = None
 
 
 def _role(value: object) -> Role:
@@ -91,12 +124,20 @@ def _identifier(value: object, what: str) -> str:
 
 
 def check_claims(
-    role: object, user: object, subject: object, subjects: object
-) -> tuple[Role, str, str | None, tuple[str, ...] | None]:
+    role: object,
+    user: object,
+    subject: object,
+    subjects: object,
+    *,
+    hospital: object = None,
+    gateway: object = None,
+    scope: object = None,
+) -> Claims:
     """Validate the identity claims (when minting and again when verifying).
 
     Verifying re-checks them because a token is only as good as the code that minted it: a
-    patient token without ``subject`` would otherwise mean "no restriction".
+    patient token without ``subject`` would otherwise mean "no restriction", a device token
+    without ``gateway`` could speak for any gateway.
     """
     checked_role = _role(role)
     checked_user = _identifier(user, "sub (the user)")
@@ -112,7 +153,30 @@ def check_claims(
         if not isinstance(subjects, list | tuple):
             raise TokenError("subjects must be a list")
         checked_subjects = tuple(_identifier(s, "each contracted subject") for s in subjects)
-    return checked_role, checked_user, checked_subject, checked_subjects
+    checked_hospital = None if hospital is None else _identifier(hospital, "hospital")
+    if checked_hospital is not None and checked_role != "er":
+        raise TokenError("only an er token carries `hospital`")
+    checked_gateway = None if gateway is None else _identifier(gateway, "gateway")
+    if (checked_role == "device") != (checked_gateway is not None):
+        raise TokenError("a device token carries its own `gateway`, and only a device token")
+    return Claims(
+        role=checked_role,
+        user=checked_user,
+        subject=checked_subject,
+        subjects=checked_subjects,
+        hospital=checked_hospital,
+        gateway=checked_gateway,
+        scopes=_scopes(scope),
+    )
+
+
+def _scopes(value: object) -> frozenset[str] | None:
+    """The ``scope`` claim (RFC 9068 §2.2.3: space-separated) as a set; None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_SCOPE_CLAIM:
+        raise TokenError("scope must be a space-separated string")
+    return frozenset(value.split())
 
 
 def mint_token(
@@ -124,27 +188,46 @@ def mint_token(
     ttl_s: int = 900,
     subject: str | None = None,
     subjects: list[str] | tuple[str, ...] | None = None,
+    hospital: str | None = None,
+    gateway: str | None = None,
+    scopes: Iterable[str] | None = None,
 ) -> str:
-    """A signed token for ``user`` in ``role``, valid from ``now`` for ``ttl_s`` seconds."""
+    """A signed token for ``user`` in ``role``, valid from ``now`` for ``ttl_s`` seconds.
+
+    ``scopes`` (client-credentials tokens) restricts the token to routes needing one of them;
+    None leaves the ``scope`` claim out (the role alone decides).
+    """
     if ttl_s <= 0:
         raise TokenError("ttl must be positive")
-    checked_role, checked_user, checked_subject, checked_subjects = check_claims(
-        role, user, subject, None if subjects is None else list(subjects)
+    checked = check_claims(
+        role,
+        user,
+        subject,
+        None if subjects is None else list(subjects),
+        hospital=hospital,
+        gateway=gateway,
+        scope=None if scopes is None else " ".join(sorted(set(scopes))),
     )
     claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": AUDIENCE,
-        "sub": checked_user,
-        "role": checked_role,
+        "sub": checked.user,
+        "role": checked.role,
         "iat": int(now.timestamp()),
         "nbf": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=ttl_s)).timestamp()),
         "jti": uuid.uuid4().hex,
     }
-    if checked_subject is not None:
-        claims["subject"] = checked_subject
-    if checked_subjects is not None:
-        claims["subjects"] = list(checked_subjects)
+    if checked.subject is not None:
+        claims["subject"] = checked.subject
+    if checked.subjects is not None:
+        claims["subjects"] = list(checked.subjects)
+    if checked.hospital is not None:
+        claims["hospital"] = checked.hospital
+    if checked.gateway is not None:
+        claims["gateway"] = checked.gateway
+    if checked.scopes is not None:
+        claims["scope"] = " ".join(sorted(checked.scopes))
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
@@ -168,16 +251,25 @@ def decode_token(key: bytes, token: str) -> Principal:
         raise TokenError("token expired", kind="expired_token") from None
     except jwt.PyJWTError as error:
         raise TokenError(f"token rejected: {type(error).__name__}") from None
-    role, user, subject, subjects = check_claims(
-        claims.get("role"), claims.get("sub"), claims.get("subject"), claims.get("subjects")
+    checked = check_claims(
+        claims.get("role"),
+        claims.get("sub"),
+        claims.get("subject"),
+        claims.get("subjects"),
+        hospital=claims.get("hospital"),
+        gateway=claims.get("gateway"),
+        scope=claims.get("scope"),
     )
     return Principal(
-        user=user,
-        role=role,
-        subject=subject,
-        subjects=subjects,
+        user=checked.user,
+        role=checked.role,
+        subject=checked.subject,
+        subjects=checked.subjects,
         token_id=str(claims["jti"]) if "jti" in claims else None,
         expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        hospital=checked.hospital,
+        gateway=checked.gateway,
+        scopes=checked.scopes,
     )
 
 

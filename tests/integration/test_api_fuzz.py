@@ -6,7 +6,9 @@ valid (positive) and schema-violating (negative) requests, a bounded number of e
 response is checked with schemathesis' ``not_a_server_error``. Each request carries a freshly
 minted admin token, so requests reach the handlers (a 401 would test nothing) and a generated
 ``POST /auth/revoke`` that logs its own token out cannot lock the rest of the run out. The
-token is an admin's, except for the alert actions, which an admin may not take (``er`` may).
+token is an admin's, except for the alert actions, which an admin may not take (``er`` may),
+and a gateway's own status, which only that gateway's ``device`` token may write (so the
+generated statuses reach the database).
 Negative generation also drops the bearer token (a 401, which is fine: not a 5xx).
 """
 
@@ -32,7 +34,7 @@ from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Err
 
 from ingest_service import migrate
-from ingest_service.api import ApiSettings, create_app, load_signing_key, mint_token
+from ingest_service.api import ApiSettings, TokenError, create_app, load_signing_key, mint_token
 
 #: Examples per operation and generation mode: ~20 operations x 2 modes x this, well under a
 #: minute against a local database.
@@ -57,6 +59,19 @@ def served_api(database_url: str, key_file: Path) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def _token(key: bytes, case: schemathesis.Case[Any]) -> str:
+    """A token of the role the operation is meant for."""
+    now = datetime.now(UTC)
+    gateway = (case.path_parameters or {}).get("gateway")
+    if case.path.endswith("/{gateway}/status") and isinstance(gateway, str):
+        try:
+            return mint_token(key, user="fuzz-device", role="device", gateway=gateway, now=now)
+        except TokenError:  # a generated id that is no identifier: the path refuses it anyway
+            pass
+    role = "er" if "/{alert_id}/" in case.path else "admin"
+    return mint_token(key, user=f"fuzz-{role}", role=role, now=now)
 
 
 def test_no_generated_request_gets_a_server_error(database_url: str, tmp_path: Path) -> None:
@@ -86,8 +101,7 @@ def test_no_generated_request_gets_a_server_error(database_url: str, tmp_path: P
                     suppress_health_check=list(HealthCheck),
                 )
                 def fuzz(case: schemathesis.Case[Any]) -> None:
-                    role = "er" if "/{alert_id}/" in case.path else "admin"
-                    token = mint_token(key, user=f"fuzz-{role}", role=role, now=datetime.now(UTC))
+                    token = _token(key, case)
                     response = case.call(
                         base_url=base_url, headers={"Authorization": f"Bearer {token}"}
                     )
@@ -108,5 +122,6 @@ def test_no_generated_request_gets_a_server_error(database_url: str, tmp_path: P
     assert operations >= 15, f"only {operations} operations in the spec"
     print(f"{operations} operations, {statuses.total()} requests, statuses {dict(statuses)}")
     # The token works: generated requests reach the handlers rather than stopping at a 401.
-    assert statuses[200] > statuses.total() // 4, statuses
+    succeeded = sum(n for code, n in statuses.items() if 200 <= code < 300)
+    assert succeeded > statuses.total() // 4, statuses
     assert not failures, "server errors:\n" + "\n".join(failures)

@@ -53,7 +53,8 @@ def test_user_and_client_commands(database_url: str, tmp_path: Path) -> None:
             data={"grant_type": "client_credentials"},
             headers={"Authorization": f"Basic {basic}"},
         )
-        assert granted.status_code == 200 and granted.json()["scope"] == "readings"
+        # An old single-word scope is stored under its new name (readings:read).
+        assert granted.status_code == 200 and granted.json()["scope"] == "readings:read"
     changed = runner.invoke(
         user_app,
         ["passwd", "--username", "dr-li", "--password-stdin", *db],
@@ -76,3 +77,40 @@ def test_user_and_client_commands(database_url: str, tmp_path: Path) -> None:
     assert PASSWORD not in str(audit_rows(database_url)) and secret not in str(
         audit_rows(database_url)
     )
+
+
+def test_er_users_get_a_hospital_and_device_clients_a_gateway(database_url: str) -> None:
+    db = ["--database-url", database_url]
+    er = runner.invoke(
+        user_app,
+        ["add", "--username", "er-zhao", "--role", "er", "--hospital", "h-ruijin",
+         "--password-stdin", "--json", *db],
+        input=PASSWORD + "\n",
+    )  # fmt: skip
+    assert er.exit_code == 0, er.output
+    assert json.loads(er.stdout)["hospital"] == "h-ruijin"
+    not_er = runner.invoke(
+        user_app,
+        ["add", "--username", "dr-wu", "--role", "doctor", "--hospital", "h-ruijin",
+         "--password-stdin", *db],
+        input=PASSWORD + "\n",
+    )  # fmt: skip
+    assert not_er.exit_code == 3 and "invalid_account" in not_er.stdout
+    device = runner.invoke(
+        client_app,
+        ["add", "--client-id", "amb-12-link", "--role", "device", "--gateway", "amb-12",
+         "--scope", "gateways:write", "--scope", "gateways:read", *db],
+    )  # fmt: skip
+    assert device.exit_code == 0, device.output
+    added = json.loads(device.stdout)
+    assert (added["role"], added["gateway"], added["scopes"]) == (
+        "device",
+        "amb-12",
+        ["gateways:read", "gateways:write"],
+    )
+    no_gateway = runner.invoke(client_app, ["add", "--client-id", "x-1", "--role", "device", *db])
+    assert no_gateway.exit_code == 3
+    bad_scope = runner.invoke(
+        client_app, ["add", "--client-id", "x-2", "--scope", "readings:delete", *db]
+    )
+    assert bad_scope.exit_code == 3 and "unknown scope" in bad_scope.stdout

@@ -66,16 +66,18 @@ def test_password_login_tokens_keep_patient_and_doctor_scoping(
 def test_client_credentials_with_basic_or_form_authentication(
     database_url: str, tmp_path: Path
 ) -> None:
-    add_client(database_url, "regional-platform", scopes=["readings", "alerts"])
+    add_client(
+        database_url, "regional-platform", scopes=["readings:read", "alerts:read", "dead-letters"]
+    )
     basic = base64.b64encode(f"regional-platform:{SECRET}".encode()).decode()
     with api_client(database_url, tmp_path) as client:
         by_header = client.post(
             "/api/v1/auth/token",
-            data={"grant_type": "client_credentials", "scope": "readings"},
+            data={"grant_type": "client_credentials", "scope": "readings:read"},
             headers={"Authorization": f"Basic {basic}"},
         )
         assert by_header.status_code == 200, by_header.text
-        assert by_header.json()["scope"] == "readings"
+        assert by_header.json()["scope"] == "readings:read"
         by_form = client.post(
             "/api/v1/auth/token",
             data={
@@ -84,12 +86,13 @@ def test_client_credentials_with_basic_or_form_authentication(
                 "client_secret": SECRET,
             },
         )
-        assert by_form.status_code == 200 and by_form.json()["scope"] == "alerts readings"
+        assert by_form.status_code == 200
+        assert by_form.json()["scope"] == "alerts:read dead-letters:read readings:read"
         token = by_form.json()["access_token"]
         assert client.get("/api/v1/dead-letters", headers=auth(token)).status_code == 200
         too_much = client.post(
             "/api/v1/auth/token",
-            data={"grant_type": "client_credentials", "scope": "audit"},
+            data={"grant_type": "client_credentials", "scope": "audit:read"},
             headers={"Authorization": f"Basic {basic}"},
         )
         assert too_much.status_code == 400 and too_much.json()["error"] == "invalid_scope"

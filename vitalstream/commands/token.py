@@ -23,7 +23,9 @@ TOKEN_HELP = "\n\n".join(
         "Mint a signed API bearer token (HS256 JWT) and print it as JSON.",
         f"Roles: {', '.join(ROLES)}. A patient token needs --subject (the patient's own "
         "pseudonym); a doctor token may take --subject several times (the contracted "
-        "patients; without it the doctor is not restricted). Other roles take no --subject.",
+        "patients; without it the doctor is not restricted). Other roles take no --subject. "
+        "An er token may take --hospital (it then sees that hospital's incidents only); a "
+        "device token needs --gateway (its own gateway id).",
         "Example: vitalstream token --role doctor --user dr-li --subject p... --ttl 900",
         'prints {"token": "eyJ...", "token_type": "bearer", "expires_at": "..."}; use it as '
         "`Authorization: Bearer <token>`.",
@@ -44,6 +46,13 @@ def token_command(
             help="Patient: their own subject (once). Doctor: a contracted subject (repeat).",
             show_default=False,
         ),
+    ] = None,
+    hospital: Annotated[
+        str | None,
+        typer.Option("--hospital", help="er: the hospital whose incidents it sees (default: all)."),
+    ] = None,
+    gateway: Annotated[
+        str | None, typer.Option("--gateway", help="device: its own gateway id (required).")
     ] = None,
     ttl: Annotated[
         int | None,
@@ -87,6 +96,8 @@ def token_command(
             ttl_s=lifetime,
             subject=subjects[0] if role == "patient" else None,
             subjects=subjects if role != "patient" and subjects else None,
+            hospital=hospital,
+            gateway=gateway,
         )
     except KeyFileError as error:
         console.print(f"[red]signing key[/red]: {error.detail}")

@@ -118,6 +118,10 @@ def add_command(
         list[str] | None,
         typer.Option("--contract", help="A doctor's contracted subject (repeat)."),
     ] = None,
+    hospital: Annotated[
+        str | None,
+        typer.Option("--hospital", help="An er user's hospital (sees its incidents only)."),
+    ] = None,
     password_stdin: PasswordStdinOption = False,
     actor: ActorOption = None,
     database_url: DatabaseOption = None,
@@ -128,7 +132,7 @@ def add_command(
     no --contract may read no patient."""
     contracted = list(contract or [])
     try:
-        users.validate_user(username, role, subject, contracted)
+        users.validate_user(username, role, subject, contracted, hospital)
     except users.AccountError as error:
         reject(error)
     password = _password(password_stdin)
@@ -144,6 +148,7 @@ def add_command(
                     now=datetime.now(UTC),
                     subject=subject,
                     contracted=contracted,
+                    hospital=hospital,
                 )
                 _audit(
                     conn,
@@ -153,6 +158,7 @@ def add_command(
                     role=user.role,
                     subject=user.subject,
                     contracted=len(user.contracted_subjects),
+                    hospital=user.hospital,
                 )
         except users.AccountError as error:
             reject(error)
@@ -161,6 +167,7 @@ def add_command(
         "role": user.role,
         "subject": user.subject,
         "contracted_subjects": list(user.contracted_subjects),
+        "hospital": user.hospital,
     }
     if as_json:
         emit_json(result)
@@ -234,18 +241,24 @@ def client_add_command(
     client_id: Annotated[
         str, typer.Option("--client-id", help="The client's id (its token's `sub`).")
     ],
-    role: Annotated[str, typer.Option("--role", help="service, er or admin.")] = "service",
+    role: Annotated[str, typer.Option("--role", help="service, er, admin or device.")] = "service",
     scope: Annotated[
         list[str] | None,
-        typer.Option("--scope", help="A scope the client may ask for (repeat)."),
+        typer.Option("--scope", help="A scope the client may ask for (repeat; docs/api.md)."),
+    ] = None,
+    hospital: Annotated[
+        str | None, typer.Option("--hospital", help="An er client's hospital.")
+    ] = None,
+    gateway: Annotated[
+        str | None, typer.Option("--gateway", help="A device client's gateway (required).")
     ] = None,
     actor: ActorOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Register a service client and print its generated secret once, as JSON:
-    ``{"client_id", "client_secret", "role", "scopes"}``. Example: ``vitalstream client add
-    --client-id regional-platform --scope readings``. Keep the secret like a password: only
-    its argon2id hash is stored."""
+    ``{"client_id", "client_secret", "role", "scopes", "hospital", "gateway"}``. Example:
+    ``vitalstream client add --client-id regional-platform --scope readings:read``. Keep the
+    secret like a password: only its argon2id hash is stored."""
     secret = secrets.token_urlsafe(32)
     with _connect(database_url) as conn:
         try:
@@ -258,6 +271,8 @@ def client_add_command(
                     secret=secret,
                     now=datetime.now(UTC),
                     scopes=scope or (),
+                    hospital=hospital,
+                    gateway=gateway,
                 )
                 _audit(
                     conn,
@@ -266,6 +281,8 @@ def client_add_command(
                     f"clients/{client_id}",
                     role=client.role,
                     scopes=list(client.scopes),
+                    hospital=client.hospital,
+                    gateway=client.gateway,
                 )
         except users.AccountError as error:
             reject(error)
@@ -275,6 +292,8 @@ def client_add_command(
             "client_secret": secret,
             "role": client.role,
             "scopes": list(client.scopes),
+            "hospital": client.hospital,
+            "gateway": client.gateway,
         }
     )
 

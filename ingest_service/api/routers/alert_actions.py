@@ -6,8 +6,9 @@ audit log in the same transaction as the new state. Acknowledging or resolving t
 change (``changed: false``).
 
 Who may act: ``doctor`` (their contracted subjects; all when the token has no ``subjects``)
-and ``er``. Other roles, and a doctor acting on another doctor's patient, get 403 with a
-``write_denied`` audit row that stays.
+and ``er`` (all subjects; an ER account of one hospital only the subjects of the incidents
+routed there). Other roles, and a doctor acting on another doctor's patient, get 403 with a
+``write_denied`` audit row that stays. Client tokens need the ``alerts:write`` scope.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from ingest_service import alert_lifecycle
 from ingest_service.alert_lifecycle import Action, ActionError, StoredAlert
-from ingest_service.api.access import visible_subjects
 from ingest_service.api.db import Connection
-from ingest_service.api.deps import ConnectionDep, PrincipalDep, record
+from ingest_service.api.deps import ConnectionDep, PrincipalDep, readable_subjects, record, scoped
 from ingest_service.api.tokens import Principal, Role
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -160,7 +160,8 @@ def _run(
         with conn.transaction():
             record(conn, request, who, resource, {"reason": "role", "want": action}, "write_denied")
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"role {who.role} may not act")
-    allowed = visible_subjects(who)
+    with conn.transaction():
+        allowed = readable_subjects(conn, who)
     try:
         outcome = alert_lifecycle.act(
             conn,
@@ -180,7 +181,12 @@ def _run(
     return _out(outcome.alert, outcome)
 
 
-@router.post("/{alert_id}/ack", response_model=AlertActionOut, summary="Acknowledge an alert")
+@router.post(
+    "/{alert_id}/ack",
+    response_model=AlertActionOut,
+    **scoped("alerts:write"),
+    summary="Acknowledge an alert",
+)
 def acknowledge(
     request: Request,
     who: PrincipalDep,
@@ -192,7 +198,12 @@ def acknowledge(
     return _run(conn, request, who, alert_id, "acknowledge", note=body.note if body else "")
 
 
-@router.post("/{alert_id}/resolve", response_model=AlertActionOut, summary="Resolve an alert")
+@router.post(
+    "/{alert_id}/resolve",
+    response_model=AlertActionOut,
+    **scoped("alerts:write"),
+    summary="Resolve an alert",
+)
 def resolve(
     request: Request, who: PrincipalDep, conn: ConnectionDep, alert_id: AlertId, body: NoteIn
 ) -> AlertActionOut:
@@ -200,7 +211,12 @@ def resolve(
     return _run(conn, request, who, alert_id, "resolve", note=body.note)
 
 
-@router.post("/{alert_id}/snooze", response_model=AlertActionOut, summary="Snooze an alert")
+@router.post(
+    "/{alert_id}/snooze",
+    response_model=AlertActionOut,
+    **scoped("alerts:write"),
+    summary="Snooze an alert",
+)
 def snooze(
     request: Request, who: PrincipalDep, conn: ConnectionDep, alert_id: AlertId, body: SnoozeIn
 ) -> AlertActionOut:
@@ -210,7 +226,12 @@ def snooze(
     return _run(conn, request, who, alert_id, "snooze", note=body.note, until=until, now=now)
 
 
-@router.post("/{alert_id}/shelve", response_model=AlertActionOut, summary="Shelve an alert")
+@router.post(
+    "/{alert_id}/shelve",
+    response_model=AlertActionOut,
+    **scoped("alerts:write"),
+    summary="Shelve an alert",
+)
 def shelve(
     request: Request, who: PrincipalDep, conn: ConnectionDep, alert_id: AlertId, body: ShelveIn
 ) -> AlertActionOut:
@@ -220,7 +241,12 @@ def shelve(
     return _run(conn, request, who, alert_id, "shelve", note=body.reason, until=until, now=now)
 
 
-@router.post("/{alert_id}/escalate", response_model=AlertActionOut, summary="Escalate an alert")
+@router.post(
+    "/{alert_id}/escalate",
+    response_model=AlertActionOut,
+    **scoped("alerts:write"),
+    summary="Escalate an alert",
+)
 def escalate(
     request: Request,
     who: PrincipalDep,

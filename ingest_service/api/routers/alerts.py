@@ -12,8 +12,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from ingest_service.api.access import visible_subjects
-from ingest_service.api.deps import ConnectionDep, PrincipalDep, record, require_subject
+from ingest_service.api.access import PATIENT_DATA_ROLES
+from ingest_service.api.deps import (
+    ConnectionDep,
+    PrincipalDep,
+    readable_subjects,
+    record,
+    require_role,
+    require_subject,
+    scoped,
+)
 from ingest_service.api.models import AlertOut, AlertPage
 from ingest_service.api.paging import newest_first
 from vitals.models import IDENTIFIER_PATTERN
@@ -21,7 +29,7 @@ from vitals.models import IDENTIFIER_PATTERN
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 
-@router.get("", response_model=AlertPage, summary="Alerts, newest first")
+@router.get("", response_model=AlertPage, summary="Alerts, newest first", **scoped("alerts:read"))
 def list_alerts(
     request: Request,
     who: PrincipalDep,
@@ -38,18 +46,17 @@ def list_alerts(
     resource = f"subject/{subject}/alerts" if subject is not None else "alerts"
     if subject is not None:
         require_subject(conn, request, who, subject, resource)
-    allowed = visible_subjects(who)
+    else:
+        require_role(conn, request, who, PATIENT_DATA_ROLES, resource)
     with conn.transaction():
+        allowed = None if subject is not None else readable_subjects(conn, who)
         rows, more = newest_first(
             conn,
             "SELECT id, subject, rule, severity, time, message, metric, value, state, created_at"
             " FROM alerts",
             [
                 ("subject = %s", subject),
-                (
-                    "subject = ANY(%s)",
-                    list(allowed) if subject is None and allowed is not None else None,
-                ),
+                ("subject = ANY(%s)", list(allowed) if allowed is not None else None),
                 ("state = %s", state),
                 ("time >= %s", since),
             ],

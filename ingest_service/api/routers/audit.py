@@ -11,14 +11,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from ingest_service.api.access import AUDIT_ROLES
-from ingest_service.api.deps import ConnectionDep, PrincipalDep, record, require_role
+from ingest_service.api.deps import ConnectionDep, PrincipalDep, record, require_role, scoped
 from ingest_service.api.models import AuditPage, AuditRowOut
 from ingest_service.api.paging import newest_first
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
-@router.get("", response_model=AuditPage, summary="Audit log rows, newest first (admin)")
+@router.get(
+    "",
+    response_model=AuditPage,
+    summary="Audit log rows, newest first (admin)",
+    **scoped("audit:read"),
+)
 def list_audit(
     request: Request,
     who: PrincipalDep,

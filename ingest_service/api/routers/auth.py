@@ -5,7 +5,8 @@ revocation (issue 10 item 3; docs/api.md, Authentication).
   ``/api/v1`` route without a bearer token: it is where tokens come from. Clients
   authenticate with HTTP Basic (§2.3.1) or ``client_id``/``client_secret`` in the form.
   Answers are RFC 6749 §5.1 / §5.2 JSON; failures are audited (``login_failed``) and
-  throttled per username and per address (:class:`ingest_service.users.LoginThrottle`, 429).
+  throttled per username and per address (:class:`ingest_service.users.LoginThrottle`, 429;
+  counted in the database, so shared by every API process).
 - ``POST /api/v1/auth/revoke`` (bearer token): no body revokes the caller's own token (log
   out); ``{"token": ...}`` revokes a token of the caller's own account (or any, for an
   admin); ``{"jti": ...}`` revokes by token id, admin only (ids are in the audit log).
@@ -40,6 +41,7 @@ from ingest_service.api.deps import (
     record,
     revocations,
 )
+from ingest_service.api.scopes import UnknownScopeError, canonical
 from ingest_service.api.tokens import (
     Principal,
     TokenError,
@@ -133,11 +135,12 @@ _STATE_LOCK = threading.Lock()
 
 
 def _login_state(request: Request) -> _Login:
-    """The app's hasher and throttle (made on first use: the throttle is per app)."""
+    """The app's hasher and throttle (made on first use; the throttle's counts are in the
+    database, keyed under the app's signing key)."""
     with _STATE_LOCK:
         state: _Login | None = getattr(request.app.state, "login", None)
         if state is None:
-            state = _Login(users.SecretHasher(), users.LoginThrottle())
+            state = _Login(users.SecretHasher(), users.LoginThrottle(request.app.state.signing_key))
             request.app.state.login = state
         return state
 
@@ -175,9 +178,9 @@ def _failure(
     )
 
 
-def _throttled(request: Request, state: _Login, name: str, now: datetime) -> None:
-    with state.throttle.lock:
-        wait = state.throttle.retry_after(name, _address(request), now)
+def _throttled(conn: Connection, request: Request, state: _Login, name: str, now: datetime) -> None:
+    with conn.transaction():
+        wait = state.throttle.retry_after(conn, name, _address(request), now)
     if wait > 0:
         raise LoginRefused(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -187,9 +190,10 @@ def _throttled(request: Request, state: _Login, name: str, now: datetime) -> Non
         )
 
 
-def _count_failure(request: Request, state: _Login, name: str, now: datetime) -> bool:
-    with state.throttle.lock:
-        return state.throttle.record_failure(name, _address(request), now)
+def _count_failure(
+    conn: Connection, request: Request, state: _Login, name: str, now: datetime
+) -> bool:
+    return state.throttle.record_failure(conn, name, _address(request), now)
 
 
 def _mint(request: Request, now: datetime, **claims: Any) -> tuple[str, Principal, int]:
@@ -217,37 +221,50 @@ def password_login(request: Request, username: str, password: str, *, channel: s
     now = datetime.now(UTC)
     if not username or len(username) > MAX_NAME_LENGTH or not password:
         raise LoginRefused(400, "invalid_request", "username and password are required")
-    _throttled(request, state, username, now)
     outcome: Granted | LoginRefused
-    with _pool(request).connection() as conn, conn.transaction():
-        user = users.get_user(conn, username)
-        right = len(password) <= users.MAX_PASSWORD_LENGTH and state.hasher.verify(
-            user.password_hash if user is not None else None, password
-        )
-        if user is not None and right and not user.disabled:
-            outcome = _grant_user(conn, request, state, user, password, channel, now)
-        else:
-            locked = _count_failure(request, state, username, now)
-            reason = "unknown_user" if user is None else "disabled" if right else "bad_password"
-            _failure(
-                conn,
-                request,
-                actor="anonymous" if user is None else f"{user.role}:{user.username}",
-                grant="password",
-                reason=reason,
-                channel=channel,
-                locked=locked,
-            )
-            # Only someone who knows the password learns that the account is disabled.
-            outcome = LoginRefused(
-                400,
-                "invalid_grant",
-                "this account is disabled"
-                if reason == "disabled"
-                else "wrong username or password",
-            )
+    with _pool(request).connection() as conn:
+        _throttled(conn, request, state, username, now)
+        with conn.transaction():
+            outcome = _check_password(conn, request, state, username, password, channel, now)
     if isinstance(outcome, LoginRefused):
         raise outcome
+    return outcome
+
+
+def _check_password(
+    conn: Connection,
+    request: Request,
+    state: _Login,
+    username: str,
+    password: str,
+    channel: str,
+    now: datetime,
+) -> Granted | LoginRefused:
+    outcome: Granted | LoginRefused
+    user = users.get_user(conn, username)
+    right = len(password) <= users.MAX_PASSWORD_LENGTH and state.hasher.verify(
+        user.password_hash if user is not None else None, password
+    )
+    if user is not None and right and not user.disabled:
+        outcome = _grant_user(conn, request, state, user, password, channel, now)
+    else:
+        locked = _count_failure(conn, request, state, username, now)
+        reason = "unknown_user" if user is None else "disabled" if right else "bad_password"
+        _failure(
+            conn,
+            request,
+            actor="anonymous" if user is None else f"{user.role}:{user.username}",
+            grant="password",
+            reason=reason,
+            channel=channel,
+            locked=locked,
+        )
+        # Only someone who knows the password learns that the account is disabled.
+        outcome = LoginRefused(
+            400,
+            "invalid_grant",
+            "this account is disabled" if reason == "disabled" else "wrong username or password",
+        )
     return outcome
 
 
@@ -260,8 +277,7 @@ def _grant_user(
     channel: str,
     now: datetime,
 ) -> Granted:
-    with state.throttle.lock:
-        state.throttle.record_success(user.username)
+    state.throttle.record_success(conn, user.username)
     if state.hasher.needs_rehash(user.password_hash):
         users.rehash_password(conn, user.username, state.hasher.hash(password))
     token, who, ttl = _mint(
@@ -272,6 +288,7 @@ def _grant_user(
         subject=user.subject,
         # A doctor is always restricted to the contract list, even when it is empty.
         subjects=list(user.contracted_subjects) if user.role == "doctor" else None,
+        hospital=user.hospital,
     )
     record(conn, request, who, f"auth/{channel}", {"grant_type": "password"}, action="login")
     return Granted(token, who, ttl)
@@ -285,57 +302,88 @@ def client_login(
     *,
     basic: bool,
 ) -> Granted:
-    """RFC 6749 §4.4: check a service client's secret and mint its token.
+    """RFC 6749 §4.4: check a client's secret and mint its token.
 
-    ``scope`` asks for some of the client's scopes (default: all of them); they are
-    recorded in the answer and the audit row (per-resource enforcement is not built yet).
+    ``scope`` asks for some of the client's scopes (default: all of them); the token carries
+    them in its ``scope`` claim and every route checks its own (``deps.scoped``). An old
+    single-word scope name is read as its new name (``readings`` = ``readings:read``).
     """
     state = _login_state(request)
     now = datetime.now(UTC)
     if not client_id or len(client_id) > MAX_NAME_LENGTH or not secret:
         raise LoginRefused(401, "invalid_client", "client authentication failed", basic=basic)
-    _throttled(request, state, client_id, now)
     outcome: Granted | LoginRefused
-    with _pool(request).connection() as conn, conn.transaction():
-        client = users.get_client(conn, client_id)
-        right = len(secret) <= users.MAX_PASSWORD_LENGTH and state.hasher.verify(
-            client.secret_hash if client is not None else None, secret
-        )
-        if client is not None and right and not client.disabled:
-            with state.throttle.lock:
-                state.throttle.record_success(client_id)
-            wanted = tuple(sorted(set((requested_scope or "").split())))
-            if any(scope not in client.scopes for scope in wanted):
-                outcome = LoginRefused(400, "invalid_scope", "scope not granted to this client")
-            else:
-                granted = wanted or client.scopes
-                token, who, ttl = _mint(request, now, user=client.client_id, role=client.role)
-                record(
-                    conn,
-                    request,
-                    who,
-                    "auth/token",
-                    {"grant_type": "client_credentials", "scope": list(granted)},
-                    action="login",
-                )
-                outcome = Granted(token, who, ttl, " ".join(granted) or None)
+    with _pool(request).connection() as conn:
+        _throttled(conn, request, state, client_id, now)
+        with conn.transaction():
+            outcome = _check_secret(conn, request, state, client_id, secret, requested_scope, now)
+    if isinstance(outcome, LoginRefused):
+        if outcome.error == "invalid_client":
+            outcome.basic = basic
+        raise outcome
+    return outcome
+
+
+def _wanted_scopes(requested: str | None) -> tuple[str, ...] | None:
+    """The scopes asked for (empty: all the client's), or None when one is unknown."""
+    try:
+        return canonical((requested or "").split())
+    except UnknownScopeError:
+        return None
+
+
+def _check_secret(
+    conn: Connection,
+    request: Request,
+    state: _Login,
+    client_id: str,
+    secret: str,
+    requested_scope: str | None,
+    now: datetime,
+) -> Granted | LoginRefused:
+    outcome: Granted | LoginRefused
+    client = users.get_client(conn, client_id)
+    right = len(secret) <= users.MAX_PASSWORD_LENGTH and state.hasher.verify(
+        client.secret_hash if client is not None else None, secret
+    )
+    if client is not None and right and not client.disabled:
+        state.throttle.record_success(conn, client_id)
+        wanted = _wanted_scopes(requested_scope)
+        if wanted is None or any(scope not in client.scopes for scope in wanted):
+            outcome = LoginRefused(400, "invalid_scope", "scope not granted to this client")
         else:
-            locked = _count_failure(request, state, client_id, now)
-            reason = "unknown_client" if client is None else "disabled" if right else "bad_secret"
-            _failure(
+            granted = wanted or client.scopes
+            token, who, ttl = _mint(
+                request,
+                now,
+                user=client.client_id,
+                role=client.role,
+                hospital=client.hospital,
+                gateway=client.gateway,
+                scopes=granted,
+            )
+            record(
                 conn,
                 request,
-                actor="anonymous" if client is None else f"{client.role}:{client.client_id}",
-                grant="client_credentials",
-                reason=reason,
-                channel="token",
-                locked=locked,
+                who,
+                "auth/token",
+                {"grant_type": "client_credentials", "scope": list(granted)},
+                action="login",
             )
-            outcome = LoginRefused(
-                401, "invalid_client", "client authentication failed", basic=basic
-            )
-    if isinstance(outcome, LoginRefused):
-        raise outcome
+            outcome = Granted(token, who, ttl, " ".join(granted))
+    else:
+        locked = _count_failure(conn, request, state, client_id, now)
+        reason = "unknown_client" if client is None else "disabled" if right else "bad_secret"
+        _failure(
+            conn,
+            request,
+            actor="anonymous" if client is None else f"{client.role}:{client.client_id}",
+            grant="client_credentials",
+            reason=reason,
+            channel="token",
+            locked=locked,
+        )
+        outcome = LoginRefused(401, "invalid_client", "client authentication failed")
     return outcome
 
 

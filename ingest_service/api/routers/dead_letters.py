@@ -13,14 +13,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from ingest_service.api.access import DEAD_LETTER_ROLES
-from ingest_service.api.deps import ConnectionDep, PrincipalDep, record, require_role
+from ingest_service.api.deps import ConnectionDep, PrincipalDep, record, require_role, scoped
 from ingest_service.api.models import DeadLetter, DeadLetterPage
 from ingest_service.api.paging import newest_first
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
 
-@router.get("", response_model=DeadLetterPage, summary="Dead letters, newest first")
+@router.get(
+    "",
+    response_model=DeadLetterPage,
+    summary="Dead letters, newest first",
+    **scoped("dead-letters:read"),
+)
 def list_dead_letters(
     request: Request,
     who: PrincipalDep,

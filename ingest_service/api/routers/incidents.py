@@ -10,6 +10,13 @@ Roles: ``er`` and ``admin`` read and acknowledge; ``doctor`` reads only, within 
 contracted to nobody, so a restricted doctor sees none). Every read appends an audit row in
 the same transaction; every acknowledgement appends ``activation_acknowledged``.
 
+Hospitals (issue 10, migration 13): each incident is routed to a destination hospital
+(``incidents.hospital``: set when it is opened through the API, else from the ambulance
+gateway's default route ``gateway_routes``, or later with ``PUT .../hospital``; null = not
+routed yet). An ``er`` token with a ``hospital`` claim lists only the incidents routed to its
+hospital and gets 403 (audited) for any other incident, unrouted ones included. Client
+tokens need ``incidents:read`` / ``incidents:write``.
+
 Acknowledging: the team confirms it has the pre-alert. It fills
 ``pathway_notifications.acknowledged_at/by`` on every notification of the activation not yet
 acknowledged (the first acknowledgement wins; a repeat changes nothing and is not audited as
@@ -29,9 +36,9 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from ingest_service.api.access import visible_subjects
+from ingest_service.api.access import hospital_scope, may_see_hospital, visible_subjects
 from ingest_service.api.db import Connection
-from ingest_service.api.deps import ConnectionDep, PrincipalDep, record, require_role
+from ingest_service.api.deps import ConnectionDep, PrincipalDep, record, require_role, scoped
 from ingest_service.api.tokens import Principal, Role
 from ingest_service.handoff import latest_vitals as handoff_vitals
 from ingest_service.handoff import load_activations, record_event
@@ -144,6 +151,8 @@ class IncidentSummary(_Out):
     id: str
     gateway: str
     subject: str
+    #: The destination hospital (null: not routed yet).
+    hospital: str | None
     status: Literal["open", "handed_over"]
     chief_complaint: str | None
     suspected_pathway: str | None
@@ -279,6 +288,7 @@ def _summary_fields(
         "eta": timeline.eta,
         "arrival": timeline.arrival,
         "handover": row[7],
+        "hospital": row[8],
         "last_data_at": last_data_at,
         "activations": activations,
     }
@@ -291,17 +301,20 @@ def list_incidents(
     *,
     open_only: bool = False,
     limit: int = 100,
+    hospital: str | None = None,
 ) -> list[IncidentSummary]:
     """Open incidents (soonest ETA first), then those handed over in the last 24 h.
 
-    ``allowed``: the subjects the viewer may read (None = all). Run inside a transaction.
+    ``allowed``: the subjects the viewer may read (None = all); ``hospital``: only the
+    incidents routed to it (None = every incident, routed or not). Run inside a transaction.
     """
     rows = conn.execute(
         "SELECT i.incident, i.gateway, i.subject, i.pathway, i.state, i.opened_at, i.updated_at,"
-        " i.handed_over_at FROM incidents i"
+        " i.handed_over_at, i.hospital FROM incidents i"
         " WHERE (i.handed_over_at IS NULL"
         " OR (NOT %(open_only)s AND i.handed_over_at >= %(since)s))"
         " AND (%(all)s OR i.subject = ANY(%(allowed)s))"
+        " AND (%(hospital)s::text IS NULL OR i.hospital = %(hospital)s)"
         " ORDER BY i.handed_over_at IS NOT NULL,"
         " CASE WHEN i.handed_over_at IS NULL"
         " THEN (i.state->'timeline'->>'eta')::timestamptz END NULLS LAST,"
@@ -312,6 +325,7 @@ def list_incidents(
             "since": now - RECENT_HANDOVERS,
             "all": allowed is None,
             "allowed": list(allowed or ()),
+            "hospital": hospital,
             "limit": limit,
         },
     ).fetchall()
@@ -328,6 +342,22 @@ def incident_subject(conn: Connection, incident: str) -> str | None:
     """The incident's subject, or None when there is no such incident."""
     row = conn.execute("SELECT subject FROM incidents WHERE incident = %s", (incident,)).fetchone()
     return None if row is None else str(row[0])
+
+
+@dataclass(frozen=True)
+class Route:
+    """Whose incident it is: its subject and destination hospital (None: not routed)."""
+
+    subject: str
+    hospital: str | None
+
+
+def incident_route(conn: Connection, incident: str) -> Route | None:
+    """The incident's subject and hospital, or None when there is no such incident."""
+    row = conn.execute(
+        "SELECT subject, hospital FROM incidents WHERE incident = %s", (incident,)
+    ).fetchone()
+    return None if row is None else Route(str(row[0]), None if row[1] is None else str(row[1]))
 
 
 def latest_vitals(conn: Connection, incident: str, opened_at: datetime) -> list[VitalOut]:
@@ -348,7 +378,7 @@ def incident_detail(conn: Connection, incident: str, now: datetime) -> IncidentD
     """One incident with its timeline, activations, latest vitals, events and handoff."""
     row = conn.execute(
         "SELECT i.incident, i.gateway, i.subject, i.pathway, i.state, i.opened_at, i.updated_at,"
-        " i.handed_over_at FROM incidents i WHERE i.incident = %s",
+        " i.handed_over_at, i.hospital FROM incidents i WHERE i.incident = %s",
         (incident,),
     ).fetchone()
     if row is None:
@@ -473,20 +503,53 @@ def _may_read(who: Principal, subject: str) -> bool:
     return allowed is None or subject in allowed
 
 
-def _deny(conn: Connection, request: Request, who: Principal, resource: str, subject: str) -> None:
+def _deny(
+    conn: Connection,
+    request: Request,
+    who: Principal,
+    resource: str,
+    route: Route,
+    *,
+    reason: str = "not permitted",
+    action: str = "read_denied",
+) -> None:
     with conn.transaction():
         record(
             conn,
             request,
             who,
             resource,
-            {"subject": subject, "reason": "not permitted"},
-            action="read_denied",
+            {"subject": route.subject, "hospital": route.hospital, "reason": reason},
+            action=action,
         )
-    raise HTTPException(status.HTTP_403_FORBIDDEN, detail="not permitted to read this incident")
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        detail="this incident is routed to another hospital"
+        if reason == "other hospital"
+        else "not permitted to read this incident",
+    )
 
 
-@router.get("", response_model=IncidentList, summary="Incidents, open ones first")
+def _routed(
+    conn: Connection, request: Request, who: Principal, incident: str, resource: str, action: str
+) -> Route:
+    """The incident's route; 404 when there is none, 403 (audited with ``action``) when it is
+    routed to another hospital than the token's."""
+    with conn.transaction():
+        route = incident_route(conn, incident)
+    if route is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such incident")
+    if not may_see_hospital(who, route.hospital):
+        _deny(conn, request, who, resource, route, reason="other hospital", action=action)
+    return route
+
+
+@router.get(
+    "",
+    response_model=IncidentList,
+    summary="Incidents, open ones first",
+    **scoped("incidents:read"),
+)
 def get_incidents(
     request: Request,
     who: PrincipalDep,
@@ -501,7 +564,12 @@ def get_incidents(
     now = datetime.now(UTC)
     with conn.transaction():
         found = list_incidents(
-            conn, visible_subjects(who), now, open_only=state == "open", limit=limit
+            conn,
+            visible_subjects(who) if hospital_scope(who) is None else None,
+            now,
+            open_only=state == "open",
+            limit=limit,
+            hospital=hospital_scope(who),
         )
         record(
             conn,
@@ -510,6 +578,7 @@ def get_incidents(
             "incidents",
             {
                 "query": {"state": state, "limit": limit},
+                "hospital": hospital_scope(who),
                 "incidents": [i.id for i in found],
                 "subjects": sorted({i.subject for i in found}),
                 "returned": len(found),
@@ -522,16 +591,19 @@ def _readable_incident(
     conn: Connection, request: Request, who: Principal, incident: str, resource: str
 ) -> str:
     require_role(conn, request, who, READ_ROLES, resource)
-    with conn.transaction():
-        subject = incident_subject(conn, incident)
-    if subject is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such incident")
-    if not _may_read(who, subject):
-        _deny(conn, request, who, resource, subject)
-    return subject
+    route = _routed(conn, request, who, incident, resource, "read_denied")
+    # The incident is routed to the token's hospital: its patient is the ER's to read.
+    if hospital_scope(who) is None and not _may_read(who, route.subject):
+        _deny(conn, request, who, resource, route)
+    return route.subject
 
 
-@router.get("/{incident}", response_model=IncidentDetail, summary="One incident")
+@router.get(
+    "/{incident}",
+    response_model=IncidentDetail,
+    summary="One incident",
+    **scoped("incidents:read"),
+)
 def get_incident(
     request: Request, who: PrincipalDep, conn: ConnectionDep, incident: IncidentPath
 ) -> IncidentDetail:
@@ -557,6 +629,7 @@ def get_incident(
     summary="The FHIR R4 handoff Bundle",
     response_class=Response,
     responses={200: {"content": {"application/fhir+json": {}}}},
+    **scoped("incidents:read"),
 )
 def get_bundle(
     request: Request, who: PrincipalDep, conn: ConnectionDep, incident: IncidentPath
@@ -577,6 +650,7 @@ def get_bundle(
     "/{incident}/activations/{activation_id}/ack",
     response_model=AckOut,
     summary="The team acknowledges a pre-alert",
+    **scoped("incidents:write"),
 )
 def ack_activation(
     request: Request,
@@ -594,6 +668,7 @@ def ack_activation(
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, detail=f"role {who.role} may not acknowledge pre-alerts"
         )
+    _routed(conn, request, who, incident, resource, "write_denied")
     note = body.note if body is not None else None
     now = datetime.now(UTC)
     try:
@@ -664,11 +739,14 @@ class IncidentFields(_In):
 
 class OpenIn(IncidentFields):
     """A new incident: the ambulance (gateway), and the patient's subject if known; without
-    one the patient gets a temporary ``tmp-…`` subject. ``incident`` defaults to a new id."""
+    one the patient gets a temporary ``tmp-…`` subject. ``incident`` defaults to a new id.
+    ``hospital``: where the ambulance takes the patient (default: the gateway's route; an ER
+    account of one hospital opens incidents for its own hospital only)."""
 
     gateway: Identifier
     incident: Identifier | None = None
     subject: Identifier | None = None
+    hospital: Identifier | None = None
 
     @model_validator(mode="after")
     def _subject_is_pseudonymous(self) -> Self:
@@ -696,11 +774,28 @@ class HandoffIn(_In):
 
 
 class WriteOut(_Out):
-    """The stored event and the incident after it."""
+    """The stored event, the incident after it and its destination hospital."""
 
     event_id: str
     kind: str
     incident: Incident
+    hospital: str | None = None
+
+
+class RouteIn(_In):
+    """The incident's destination hospital (null: not routed), and why (kept in the audit
+    log)."""
+
+    hospital: Identifier | None
+    reason: str = Field("", max_length=500)
+
+
+class RouteOut(_Out):
+    """The incident's hospital now and before."""
+
+    incident: str
+    hospital: str | None
+    previous: str | None
 
 
 class IncidentExistsError(ValueError):
@@ -719,6 +814,7 @@ class Written:
     incident: Incident
     bundle_id: str | None = None
     bundle: str | None = None
+    hospital: str | None = None
 
 
 def new_event_id(via: str) -> str:
@@ -735,7 +831,9 @@ def _event(
     now: datetime,
     **extra: object,
 ) -> IncidentEvent:
-    data = fields.model_dump(exclude_none=True, exclude={"incident", "gateway", "subject"})
+    data = fields.model_dump(
+        exclude_none=True, exclude={"incident", "gateway", "subject", "hospital"}
+    )
     data["time"] = data.get("time") or now
     return IncidentEvent.model_validate(
         {
@@ -765,7 +863,17 @@ def open_incident(conn: Connection, fields: OpenIn, event_id: str, now: datetime
     if incident_subject(conn, incident_id) is not None:
         raise IncidentExistsError(incident_id)
     event = _event("open", incident_id, fields.gateway, fields, event_id, now, subject=subject)
-    return Written(event=event, incident=_stored(conn, event, now))
+    stored = _stored(conn, event, now)
+    if fields.hospital is not None:  # else the gateway's route, set by the insert trigger
+        conn.execute(
+            "UPDATE incidents SET hospital = %s WHERE incident = %s", (fields.hospital, incident_id)
+        )
+    return Written(event=event, incident=stored, hospital=_hospital_of(conn, incident_id))
+
+
+def _hospital_of(conn: Connection, incident: str) -> str | None:
+    route = incident_route(conn, incident)
+    return None if route is None else route.hospital
 
 
 def _locked(conn: Connection, incident: str) -> tuple[str, datetime | None] | None:
@@ -787,7 +895,8 @@ def update_incident(
     written = set(fields.model_dump(exclude_none=True, exclude={"time"}))
     kind: Literal["update", "findings"] = "findings" if written == {"findings"} else "update"
     event = _event(kind, incident, found[0], fields, event_id, now)
-    return Written(event=event, incident=_stored(conn, event, now))
+    stored = _stored(conn, event, now)
+    return Written(event=event, incident=stored, hospital=_hospital_of(conn, incident))
 
 
 def hand_over(
@@ -813,7 +922,13 @@ def hand_over(
         " created_at = excluded.created_at",
         (incident, str(bundle.id), text, now),
     )
-    return Written(event=event, incident=after, bundle_id=str(bundle.id), bundle=text)
+    return Written(
+        event=event,
+        incident=after,
+        bundle_id=str(bundle.id),
+        bundle=text,
+        hospital=_hospital_of(conn, incident),
+    )
 
 
 #: The audit action of each write.
@@ -845,6 +960,8 @@ def write_detail(done: Written, via: str) -> dict[str, Any]:
     }
     if done.bundle_id is not None:
         detail["bundle_id"] = done.bundle_id
+    if done.hospital is not None:
+        detail["hospital"] = done.hospital
     return detail
 
 
@@ -871,18 +988,45 @@ def _audit_write(
     )
 
 
+def _write_out(done: Written) -> WriteOut:
+    return WriteOut(
+        event_id=done.event.event_id,
+        kind=done.event.kind,
+        incident=done.incident,
+        hospital=done.hospital,
+    )
+
+
 @router.post(
     "",
     response_model=WriteOut,
     status_code=status.HTTP_201_CREATED,
     summary="Open an incident (crew or ER)",
+    **scoped("incidents:write"),
 )
 def post_incident(
     request: Request, who: PrincipalDep, conn: ConnectionDep, body: OpenIn
 ) -> WriteOut:
     """A new incident; without ``subject`` the patient gets a temporary ``tmp-…`` subject.
-    409 when ``incident`` is taken."""
+    409 when ``incident`` is taken. An ER account of one hospital opens for its hospital
+    (the default); naming another is 403."""
     _may_write(conn, request, who, "incidents")
+    own = hospital_scope(who)
+    if own is not None:
+        if body.hospital not in {None, own}:
+            with conn.transaction():
+                record(
+                    conn,
+                    request,
+                    who,
+                    "incidents",
+                    {"reason": "other hospital", "hospital": body.hospital},
+                    action="write_denied",
+                )
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, detail="an ER account opens incidents for its hospital"
+            )
+        body = body.model_copy(update={"hospital": own})
     now = datetime.now(UTC)
     try:
         with conn.transaction():
@@ -890,10 +1034,15 @@ def post_incident(
             _audit_write(conn, request, who, f"incident/{done.incident.id}", done)
     except IncidentExistsError:
         raise HTTPException(status.HTTP_409_CONFLICT, detail="incident id taken") from None
-    return WriteOut(event_id=done.event.event_id, kind=done.event.kind, incident=done.incident)
+    return _write_out(done)
 
 
-@router.patch("/{incident}", response_model=WriteOut, summary="Update an incident")
+@router.patch(
+    "/{incident}",
+    response_model=WriteOut,
+    summary="Update an incident",
+    **scoped("incidents:write"),
+)
 def patch_incident(
     request: Request,
     who: PrincipalDep,
@@ -905,6 +1054,7 @@ def patch_incident(
     folded into the incident (a field left out is kept)."""
     resource = f"incident/{incident}"
     _may_write(conn, request, who, resource)
+    _routed(conn, request, who, incident, resource, "write_denied")
     now = datetime.now(UTC)
     with conn.transaction():
         done = update_incident(conn, incident, body, new_event_id("api"), now)
@@ -912,7 +1062,67 @@ def patch_incident(
             _audit_write(conn, request, who, resource, done)
     if done is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such incident")
-    return WriteOut(event_id=done.event.event_id, kind=done.event.kind, incident=done.incident)
+    return _write_out(done)
+
+
+def route_incident(
+    conn: Connection, incident: str, hospital: str | None, expected: str | None
+) -> Route | None:
+    """Set the incident's hospital when it is still ``expected`` (run inside the caller's
+    transaction); the route before, or None when there is no such incident."""
+    row = conn.execute(
+        "SELECT subject, hospital FROM incidents WHERE incident = %s FOR UPDATE", (incident,)
+    ).fetchone()
+    if row is None:
+        return None
+    before = Route(str(row[0]), None if row[1] is None else str(row[1]))
+    if before.hospital == expected:
+        conn.execute("UPDATE incidents SET hospital = %s WHERE incident = %s", (hospital, incident))
+    return before
+
+
+@router.put(
+    "/{incident}/hospital",
+    response_model=RouteOut,
+    summary="Route (or divert) an incident to a hospital",
+    **scoped("incidents:write"),
+)
+def put_hospital(
+    request: Request,
+    who: PrincipalDep,
+    conn: ConnectionDep,
+    incident: IncidentPath,
+    body: RouteIn,
+) -> RouteOut:
+    """Set the destination hospital: an admin or an ER account of no particular hospital routes
+    any incident; an ER account of one hospital diverts an incident routed to it elsewhere
+    (and no longer sees it). Audited as ``incident_routed``; 409 when the route changed
+    meanwhile."""
+    resource = f"incident/{incident}/hospital"
+    _may_write(conn, request, who, resource)
+    current = _routed(conn, request, who, incident, resource, "write_denied")
+    with conn.transaction():
+        before = route_incident(conn, incident, body.hospital, current.hospital)
+        if before is not None and before.hospital == current.hospital:
+            record(
+                conn,
+                request,
+                who,
+                resource,
+                {
+                    "subject": before.subject,
+                    "incident": incident,
+                    "hospital": body.hospital,
+                    "previous": before.hospital,
+                    "reason": body.reason,
+                },
+                action="incident_routed",
+            )
+    if before is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such incident")
+    if before.hospital != current.hospital:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="the route changed meanwhile")
+    return RouteOut(incident=incident, hospital=body.hospital, previous=before.hospital)
 
 
 @router.post(
@@ -921,6 +1131,7 @@ def patch_incident(
     status_code=status.HTTP_201_CREATED,
     response_class=Response,
     responses={201: {"content": {"application/fhir+json": {}}}},
+    **scoped("incidents:write"),
 )
 def post_handoff(
     request: Request,
@@ -933,6 +1144,7 @@ def post_handoff(
     (``Location``: ``GET .../bundle``). 409 when it was handed over already."""
     resource = f"incident/{incident}/handoff"
     _may_write(conn, request, who, resource)
+    _routed(conn, request, who, incident, resource, "write_denied")
     now = datetime.now(UTC)
     try:
         with conn.transaction():

@@ -16,14 +16,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from psycopg import sql
 
-from ingest_service.api.access import visible_subjects
+from ingest_service.api.access import PATIENT_DATA_ROLES
 from ingest_service.api.db import Connection
 from ingest_service.api.deps import (
     ConnectionDep,
     PrincipalDep,
     SettingsDep,
+    readable_subjects,
     record,
+    require_role,
     require_subject,
+    scoped,
 )
 from ingest_service.api.models import (
     Latest,
@@ -93,7 +96,9 @@ ORDER BY newest.metric
 """)
 
 
-@router.get("", response_model=SubjectList, summary="Subjects that have readings")
+@router.get(
+    "", response_model=SubjectList, summary="Subjects that have readings", **scoped("readings:read")
+)
 def list_subjects(
     request: Request,
     who: PrincipalDep,
@@ -105,19 +110,21 @@ def list_subjects(
 ) -> SubjectList:
     """Subjects with at least one reading, each with its metrics and newest reading time.
 
-    A patient sees only themself; a doctor with contracted subjects only those.
+    A patient sees only themself; a doctor with contracted subjects only those; an ER
+    account of one hospital the subjects of the incidents routed there.
     """
-    allowed = visible_subjects(who)
-    params: dict[str, Any] = {"after": after, "limit": limit + 1, "allowed": allowed}
-    if allowed is None:
-        query = _SUBJECT_PAGE.format(allowed=sql.SQL(""), allowed_r=sql.SQL(""))
-    else:
-        query = _SUBJECT_PAGE.format(
-            allowed=sql.SQL("AND subject = ANY(%(allowed)s)"),
-            allowed_r=sql.SQL("AND r.subject = ANY(%(allowed)s)"),
-        )
-        params["allowed"] = list(allowed)
+    require_role(conn, request, who, PATIENT_DATA_ROLES, "subjects")
     with conn.transaction():
+        allowed = readable_subjects(conn, who)
+        params: dict[str, Any] = {"after": after, "limit": limit + 1, "allowed": allowed}
+        if allowed is None:
+            query = _SUBJECT_PAGE.format(allowed=sql.SQL(""), allowed_r=sql.SQL(""))
+        else:
+            query = _SUBJECT_PAGE.format(
+                allowed=sql.SQL("AND subject = ANY(%(allowed)s)"),
+                allowed_r=sql.SQL("AND r.subject = ANY(%(allowed)s)"),
+            )
+            params["allowed"] = list(allowed)
         page = [str(row[0]) for row in conn.execute(query, params).fetchall()]
         more = len(page) > limit
         page = page[:limit]
@@ -224,7 +231,10 @@ def _rollup_points(
 
 
 @router.get(
-    "/{subject}/readings", response_model=Readings, summary="Readings of a subject in a range"
+    "/{subject}/readings",
+    response_model=Readings,
+    summary="Readings of a subject in a range",
+    **scoped("readings:read"),
 )
 def readings(
     request: Request,
@@ -299,7 +309,12 @@ def readings(
     )
 
 
-@router.get("/{subject}/latest", response_model=Latest, summary="Newest reading per metric")
+@router.get(
+    "/{subject}/latest",
+    response_model=Latest,
+    summary="Newest reading per metric",
+    **scoped("readings:read"),
+)
 def latest(
     request: Request, who: PrincipalDep, conn: ConnectionDep, subject: SubjectPath
 ) -> Latest:

@@ -6,7 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest_service.api.access import may_read_subject, visible_subjects
+from ingest_service.api.access import (
+    hospital_scope,
+    may_read_subject,
+    may_see_hospital,
+    visible_subjects,
+)
 from ingest_service.api.resolution import choose_resolution
 from ingest_service.api.routers.gateways import is_silent
 from ingest_service.api.routers.health import Sample, render
@@ -24,6 +29,10 @@ from ingest_service.api.tokens import Principal
         (Principal("er1", "er"), "p2", True),
         (Principal("ops", "admin"), "p2", True),
         (Principal("svc", "service"), "p2", True),
+        (Principal("gw-1", "device", gateway="gw-1"), "p2", False),  # no patient data at all
+        # A hospital's ER reads its incidents' subjects, which only the database knows:
+        # the pure answer is "none" (fail closed), deps.readable_subjects looks them up.
+        (Principal("er2", "er", hospital="h-a"), "p2", False),
     ],
 )
 def test_who_may_read_which_subject(who: Principal, subject: str, allowed: bool) -> None:
@@ -32,6 +41,16 @@ def test_who_may_read_which_subject(who: Principal, subject: str, allowed: bool)
 
 def test_a_patient_token_without_subject_sees_nothing() -> None:
     assert visible_subjects(Principal("u1", "patient")) == ()
+
+
+def test_an_er_token_with_a_hospital_sees_that_hospitals_incidents_only() -> None:
+    scoped, everywhere = Principal("er1", "er", hospital="h-a"), Principal("er2", "er")
+    assert hospital_scope(scoped) == "h-a" and hospital_scope(everywhere) is None
+    assert may_see_hospital(scoped, "h-a")
+    assert not may_see_hospital(scoped, "h-b")
+    assert not may_see_hospital(scoped, None)  # not routed yet: not this hospital's
+    assert may_see_hospital(everywhere, "h-b") and may_see_hospital(everywhere, None)
+    assert may_see_hospital(Principal("ops", "admin"), "h-b")
 
 
 def test_auto_resolution_keeps_answers_under_the_limit() -> None:

@@ -63,6 +63,7 @@ def test_a_patient_token_carries_their_own_subject() -> None:
         ("doctor", "p1", None),  # `subject` is for patients only
         ("admin", None, ["p1"]),  # `subjects` is for doctors only
         ("doctor", None, ["has/slash"]),  # not an identifier
+        ("device", None, None),  # a device token without its gateway could be any gateway
     ],
 )
 def test_bad_claims_are_refused_at_minting(
@@ -138,3 +139,43 @@ def test_a_key_readable_by_others_is_refused(tmp_path: Path) -> None:
 def test_a_missing_key_is_not_created_when_not_allowed(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError):
         load_signing_key(tmp_path / "absent.key", create=False)
+
+
+def test_hospital_gateway_and_scope_claims_round_trip() -> None:
+    er = decode_token(KEY, mint_token(KEY, user="er-zhao", role="er", hospital="h-a", now=NOW))
+    assert (er.hospital, er.gateway, er.scopes) == ("h-a", None, None)
+    device = decode_token(
+        KEY,
+        mint_token(
+            KEY, user="gw-1-client", role="device", gateway="gw-1", scopes=["gateways:write"],
+            now=NOW,
+        ),
+    )  # fmt: skip
+    assert (device.role, device.gateway, device.scopes) == ("device", "gw-1", {"gateways:write"})
+    assert device.has_scope("gateways:write") and not device.has_scope("readings:read")
+    assert er.has_scope("readings:read")  # no scope claim: the role alone decides
+    empty = decode_token(KEY, mint_token(KEY, user="svc", role="service", scopes=[], now=NOW))
+    assert empty.scopes == frozenset() and not empty.has_scope("readings:read")
+
+
+@pytest.mark.parametrize(
+    ("role", "claims"),
+    [
+        ("doctor", {"hospital": "h-a"}),  # only an er token carries a hospital
+        ("admin", {"gateway": "gw-1"}),  # only a device token carries a gateway
+        ("er", {"hospital": "h/a"}),  # not an identifier
+    ],
+)
+def test_hospital_and_gateway_claims_belong_to_their_roles(
+    role: str, claims: dict[str, str]
+) -> None:
+    with pytest.raises(TokenError):
+        mint_token(KEY, user="u", role=role, now=NOW, **claims)
+
+
+def test_a_forged_scope_claim_of_the_wrong_type_is_refused() -> None:
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "svc", "role": "service", "jti": "j",
+              "iat": int(NOW.timestamp()), "exp": int(NOW.timestamp()) + 60,
+              "scope": ["readings:read"]}  # fmt: skip
+    with pytest.raises(TokenError):
+        decode_token(KEY, jwt.encode(claims, KEY, algorithm="HS256"))

@@ -11,11 +11,11 @@ import pytest
 from ingest_service.users import (
     MIN_PASSWORD_LENGTH,
     AccountError,
-    LoginThrottle,
     RevocationCache,
     RevocationSnapshot,
     SecretHasher,
     check_password_policy,
+    throttle_wait,
     validate_user,
 )
 
@@ -59,6 +59,7 @@ def test_validate_user_follows_the_token_rules() -> None:
     assert validate_user("u-1", "patient", "palpha", []) == ("patient", "palpha", ())
     assert validate_user("dr-li", "doctor", None, ["pa", "pb"]) == ("doctor", None, ("pa", "pb"))
     assert validate_user("ops", "admin", None, []) == ("admin", None, ())
+    assert validate_user("er-zhao", "er", None, [], "h-ruijin") == ("er", None, ())
     bad_accounts: list[tuple[str, str, str | None, list[str]]] = [
         ("u-1", "patient", None, []),  # a patient needs their subject
         ("dr-li", "doctor", "pa", []),  # a doctor has contracts, not a subject
@@ -66,48 +67,33 @@ def test_validate_user_follows_the_token_rules() -> None:
         ("svc", "service", None, []),  # services are clients, not users
         ("bad name", "er", None, []),  # not an identifier
         ("dr-li", "doctor", None, ["p/a"]),
+        ("gw-1", "device", None, []),  # devices are clients, not users
     ]
     for username, role, subject, contracted in bad_accounts:
         with pytest.raises(AccountError):
             validate_user(username, role, subject, contracted)
+    for role in ("doctor", "patient", "admin"):  # only an er user belongs to a hospital
+        with pytest.raises(AccountError):
+            validate_user("u-1", role, "palpha" if role == "patient" else None, [], "h-ruijin")
+    with pytest.raises(AccountError):
+        validate_user("er-zhao", "er", None, [], "not a/hospital")
 
 
-def test_throttle_blocks_a_username_after_the_limit_and_forgets_after_the_window() -> None:
-    throttle = LoginThrottle(username_limit=3, address_limit=100, window=timedelta(minutes=15))
-    assert throttle.retry_after("dr-li", "10.0.0.1", T0) == 0
-    started = [
-        throttle.record_failure("dr-li", "10.0.0.1", T0 + timedelta(minutes=i)) for i in range(3)
-    ]
-    assert started == [False, False, True]  # the third failure starts the lock-out
-    wait = throttle.retry_after("dr-li", "10.0.0.9", T0 + timedelta(minutes=3))
+def test_throttle_wait_blocks_at_the_limit_until_the_limit_th_newest_leaves_the_window() -> None:
+    window = timedelta(minutes=15)
+    failures = [T0 + timedelta(minutes=i) for i in range(3)][::-1]  # newest first
+    assert throttle_wait(failures[1:], 3, window, T0 + timedelta(minutes=3)) == 0  # two: fine
+    wait = throttle_wait(failures, 3, window, T0 + timedelta(minutes=3))
     assert wait == pytest.approx(12 * 60)  # until the first failure leaves the window
-    assert throttle.retry_after("dr-wang", "10.0.0.1", T0 + timedelta(minutes=3)) == 0
-    assert throttle.retry_after("dr-li", "10.0.0.1", T0 + timedelta(minutes=15)) == 0
+    assert throttle_wait(failures, 3, window, T0 + timedelta(minutes=15)) == 0
 
 
-def test_throttle_blocks_an_address_spraying_many_usernames() -> None:
-    throttle = LoginThrottle(username_limit=3, address_limit=4)
-    for index in range(4):
-        throttle.record_failure(f"user-{index}", "10.0.0.66", T0)
-    assert throttle.retry_after("anyone", "10.0.0.66", T0) > 0
-    assert throttle.retry_after("anyone", "10.0.0.67", T0) == 0
-
-
-def test_a_success_clears_the_usernames_failures_only() -> None:
-    throttle = LoginThrottle(username_limit=2, address_limit=3)
-    throttle.record_failure("dr-li", "10.0.0.1", T0)
-    throttle.record_failure("dr-li", "10.0.0.1", T0)
-    throttle.record_success("dr-li")
-    assert throttle.retry_after("dr-li", "10.0.0.2", T0) == 0
-    throttle.record_failure("dr-wang", "10.0.0.1", T0)
-    assert throttle.retry_after("x", "10.0.0.1", T0) > 0  # the address kept its count
-
-
-def test_throttle_memory_is_bounded() -> None:
-    throttle = LoginThrottle(max_keys=10)
-    for index in range(100):
-        throttle.record_failure(f"made-up-{index}", f"10.0.{index}.1", T0)
-    assert len(throttle._users) <= 10 and len(throttle._addresses) <= 10
+def test_throttle_wait_counts_only_the_window_and_waits_at_least_a_second() -> None:
+    window = timedelta(minutes=15)
+    old = [T0 - timedelta(minutes=20)] * 10  # outside the window: forgotten
+    assert throttle_wait(old, 3, window, T0) == 0
+    almost_free = [T0 - window + timedelta(milliseconds=10)] * 3
+    assert throttle_wait(almost_free, 3, window, T0) == 1.0
 
 
 def test_revocation_cache_reloads_when_stale_or_invalidated() -> None:
