@@ -52,8 +52,10 @@ _AF_HELP = "\n\n".join(
         "Method: the RR-interval detector of Petrenas, Marozas & Sornmo, Comput Biol Med 2015 "
         "(ectopic-beat median filter, bigeminy suppression, 8-beat irregularity window) with "
         "the paper's parameters, each AF call confirmed by the coefficient of sample entropy "
-        "(COSEn, Lake & Moorman 2011) over 64 intervals; see docs/af-screening.md for the "
-        "evaluation. A screening aid, not a diagnosis: "
+        "(COSEn, Lake & Moorman 2011) over 64 intervals and by uncorrelated successive RR "
+        "intervals (lag-1 correlation over 128 intervals > -0.35, Bootsma et al. 1970), which "
+        "rejects ectopy; see docs/af-screening.md for the evaluation. A screening aid, not a "
+        "diagnosis: "
         "confirm AF on the ECG.",
         f"A bad CSV (no `{TIME_COLUMN}` column, a non-numeric or non-finite time, times not "
         f"strictly increasing, fewer than {MIN_BEATS} beats) exits 3 with "
