@@ -369,12 +369,17 @@ def run(
     rules: RuleSet = DEFAULT_RULESET,
     *,
     replay: bool = False,
+    sweep_absent: bool = True,
 ) -> EngineOutput:
     """The engine on observations (POSIX times); ``evaluate`` is this for Readings.
 
     ``replay=True`` is for offline replays (backtest): each timestamp is judged as if it were
     "now" (no delay notes) and stale-data rules are checked at the exact moment they would
     have fired between readings, then at ``now``.
+
+    ``sweep_absent=False`` checks stale-data rules only for the subjects in ``observations``,
+    not for every subject in ``state``: a streaming caller that also ticks on a timer (the
+    ingest service) then pays per batch for the subjects in it, not for the whole fleet.
     """
     engine = _Run(rules, now)
     ordered = sorted(observations, key=_BY_SUBJECT_TIME)
@@ -402,7 +407,7 @@ def run(
             if replay:
                 _stale_until(engine, subject, work, now)
             engine.stale(subject, work, now)
-        for subject, sub in state.subjects.items():
+        for subject, sub in state.subjects.items() if sweep_absent else ():
             if subject in works:
                 continue
             profile = rules.profile(subject)

@@ -105,3 +105,27 @@ def test_replaying_the_same_readings_raises_nothing_new(values: list[float]) -> 
     _, state = evaluate(readings, EMPTY_STATE, T0)
     again, _ = evaluate(readings, state, T0)
     assert again == []
+
+
+def test_stale_sweep_of_absent_subjects_can_wait_for_the_tick() -> None:
+    """IEC 60601-1-8 loss-of-monitoring-data alarm (elderly pack ``wearable_silent``): a batch
+    of another subject's readings judges only its own subjects when ``sweep_absent=False``;
+    the timer tick (no observations) still finds the silent wearable."""
+    from alert_rules.engine import Observation, run
+    from alert_rules.ruleset import build_ruleset
+
+    rules = build_ruleset(["elderly"])
+    silent = [
+        Observation("sim-silent", "heart_rate", (T0 + timedelta(minutes=i)).timestamp(), 70.0)
+        for i in range(3)
+    ]
+    state = run(silent, EMPTY_STATE, T0.timestamp(), rules).state
+    later = (T0 + timedelta(hours=2)).timestamp()
+    other = [Observation("sim-busy", "heart_rate", later, 72.0)]
+
+    batch_only = run(other, state, later, rules, sweep_absent=False)
+    assert [a.rule for a in batch_only.alerts] == []
+    swept = run(other, state, later, rules)
+    assert [(a.subject, a.rule) for a in swept.alerts] == [("sim-silent", "wearable_silent")]
+    ticked = run([], batch_only.state, later, rules)
+    assert [(a.subject, a.rule) for a in ticked.alerts] == [("sim-silent", "wearable_silent")]
