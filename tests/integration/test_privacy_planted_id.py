@@ -258,7 +258,9 @@ def run_pipeline(
     home_gw, amb_gw = f"{prefix}-home", f"{prefix}-amb"
     incident = f"{prefix}-inc1"
     handoff_id = f"{prefix}-handoff"
-    home = simulate_home(SimPatient(subject, home_gw, "copd"), NOW - timedelta(hours=6), NOW, 1)
+    # Within the last hour: older readings would travel in the backfill lane, after newer
+    # ones, and the rules judge a reading older than one already judged as late (no alert).
+    home = simulate_home(SimPatient(subject, home_gw, "copd"), NOW - timedelta(minutes=50), NOW, 1)
     scenario = build_scenario(
         "stroke", SimPatient(subject, amb_gw, "ambulance", incident=incident), now_utc()
     )
