@@ -21,8 +21,8 @@ from fastapi import Request
 
 from alert_rules import lifecycle
 from ingest_service import alert_lifecycle
-from ingest_service.api.access import visible_subjects
 from ingest_service.api.db import Connection
+from ingest_service.api.deps import readable_subjects
 from ingest_service.api.routers.alert_actions import request_context
 from ingest_service.api.tokens import Principal
 from ingest_service.web import queries
@@ -105,7 +105,8 @@ def apply(
     The work is :func:`ingest_service.alert_lifecycle.act`: state, ``alert_transitions`` and
     audit rows in one transaction (a refusal for another doctor's patient is audited too).
     """
-    allowed = visible_subjects(who)
+    with conn.transaction():
+        allowed = readable_subjects(conn, who)
     try:
         outcome = alert_lifecycle.act(
             conn,

@@ -19,9 +19,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
-from ingest_service.api.access import may_read_subject, visible_subjects
 from ingest_service.api.db import Connection
-from ingest_service.api.deps import ConnectionDep, record
+from ingest_service.api.deps import ConnectionDep, may_read, readable_subjects, record
 from ingest_service.api.tokens import Principal
 from ingest_service.web import alert_actions, ecg, queries, rule_settings, trends
 from ingest_service.web.attention import SEVERITY_RANK, ago, rank_patients
@@ -97,8 +96,11 @@ def _doctor(conn: Connection, request: Request, seen: Viewer, resource: str) -> 
 def _subject(
     conn: Connection, request: Request, who: Principal, subject: str, resource: str
 ) -> None:
-    """403 page (and an audited denial) unless the doctor may read ``subject``."""
-    if may_read_subject(who, subject):
+    """403 page (and an audited denial) unless the doctor may read ``subject`` (the API's
+    :func:`ingest_service.api.deps.may_read`)."""
+    with conn.transaction():
+        allowed = may_read(conn, who, subject)
+    if allowed:
         return
     with conn.transaction():
         record(
@@ -119,7 +121,7 @@ def _panel_context(conn: Connection, request: Request, who: Principal) -> dict[s
     settings = web_settings(request)
     now = datetime.now(UTC)
     with conn.transaction():
-        statuses = queries.panel(conn, visible_subjects(who))
+        statuses = queries.panel(conn, readable_subjects(conn, who))
         ranked = rank_patients(statuses, now, timedelta(hours=settings.web_silent_after_h))
         record(
             conn,
@@ -157,8 +159,9 @@ def panel_rows(request: Request, seen: ViewerDep, conn: ConnectionDep) -> HTMLRe
     return _page(request, "_panel_rows.html", _panel_context(conn, request, who))
 
 
-def _alert_stamp(pool: ConnectionPool[Connection], allowed: Sequence[str] | None) -> str:
+def _alert_stamp(pool: ConnectionPool[Connection], who: Principal) -> str:
     with pool.connection() as conn, conn.transaction():
+        allowed: Sequence[str] | None = readable_subjects(conn, who)
         row = conn.execute(
             "SELECT count(*) FILTER (WHERE state = 'active'),"
             " count(*) FILTER (WHERE state = 'acknowledged'), coalesce(max(id), 0),"
@@ -183,7 +186,6 @@ async def events(request: Request, seen: ViewerDep) -> StreamingResponse:
         raise PageError(403, "wrong_role")
     settings = web_settings(request)
     pool: ConnectionPool[Connection] = request.app.state.pool
-    allowed = visible_subjects(who)
     stream_ends = datetime.now(UTC) + MAX_STREAM
     if who.expires_at is not None:
         stream_ends = min(stream_ends, who.expires_at)
@@ -192,7 +194,7 @@ async def events(request: Request, seen: ViewerDep) -> StreamingResponse:
         last: str | None = None
         yield "retry: 10000\n\n"
         while datetime.now(UTC) < stream_ends and not await request.is_disconnected():
-            stamp = await run_in_threadpool(_alert_stamp, pool, allowed)
+            stamp = await run_in_threadpool(_alert_stamp, pool, who)
             if stamp != last:
                 if last is not None:
                     yield f"event: alerts\ndata: {stamp}\n\n"
@@ -218,7 +220,7 @@ def inbox(
     """Open alerts of my patients (unacknowledged first, by severity, newest first)."""
     who = _doctor(conn, request, seen, "web/doctor/alerts")
     with conn.transaction():
-        rows = queries.alerts(conn, visible_subjects(who), open_only=show == "open")
+        rows = queries.alerts(conn, readable_subjects(conn, who), open_only=show == "open")
         record(
             conn,
             request,

@@ -10,8 +10,10 @@
   refused (409): there is no amendment yet.
 
 Roles ``doctor`` (only the subjects of the token's ``subjects`` claim, as on the other doctor
-pages) and ``er`` (every subject, as in :mod:`ingest_service.api.access`). Reads and denials
-are audited like the other pages.
+pages) and ``er`` (every subject; an ``er`` account of one hospital only the patients of the
+incidents routed to it), decided by the API's own functions
+(:func:`ingest_service.api.deps.readable_subjects`, :func:`~ingest_service.api.deps.may_read`).
+Reads and denials are audited like the other pages.
 """
 
 from __future__ import annotations
@@ -27,9 +29,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from psycopg.types.json import Jsonb
 
 from alert_rules.af import MIN_BEATS, BeatTimesError, detect_af
-from ingest_service.api.access import may_read_subject, visible_subjects
 from ingest_service.api.db import Connection
-from ingest_service.api.deps import ConnectionDep, record
+from ingest_service.api.deps import ConnectionDep, may_read, readable_subjects, record
 from ingest_service.api.tokens import Principal, Role
 from ingest_service.web.ecg_paper import (
     MM_PER_MV,
@@ -164,7 +165,7 @@ def af_finding(beats: FloatArray, seconds: float) -> dict[str, Any]:
         "status": "not_enough_data",
         "af_burden": None,
         "analysed_s": None,
-        "detector": "Petrenas, Marozas & Sornmo 2015 + COSEn (alert_rules.af)",
+        "detector": "Petrenas 2015 + COSEn + RR serial correlation (alert_rules.af)",
     }
     if beats.size >= 2:
         out["heart_rate_bpm"] = round(60.0 / float(np.median(np.diff(beats))), 0)
@@ -201,7 +202,9 @@ def _subject(
     action: str = "read_denied",
 ) -> None:
     """A 403 page (and an audited denial) unless ``who`` may read ``subject``."""
-    if may_read_subject(who, subject):
+    with conn.transaction():
+        allowed = may_read(conn, who, subject)
+    if allowed:
         return
     with conn.transaction():
         record(
@@ -217,10 +220,10 @@ def _subject(
 def queue(request: Request, seen: ViewerDep, conn: ConnectionDep) -> HTMLResponse:
     """Snippets awaiting a report (newest first) and the latest reports."""
     who = _reader(conn, request, seen, "web/ecg/queue")
-    allowed = visible_subjects(who)
-    where = "" if allowed is None else " AND w.subject = ANY(%(subjects)s)"
-    params: dict[str, Any] = {"subjects": list(allowed or ()), "limit": QUEUE_LIMIT}
     with conn.transaction():
+        allowed = readable_subjects(conn, who)
+        where = "" if allowed is None else " AND w.subject = ANY(%(subjects)s)"
+        params: dict[str, Any] = {"subjects": list(allowed or ()), "limit": QUEUE_LIMIT}
         waiting = [
             _snippet(r)
             for r in conn.execute(

@@ -13,6 +13,17 @@ the incident's vitals stream is audited once when it opens (it carries readings)
 board's stream carries only change stamps and the time of each incident's newest reading
 (no values), like the doctor's panel stream, so it is not audited.
 
+**Hospitals** (issue 10, migration 13): the same policy as the API, through the same
+functions (:func:`ingest_service.api.access.hospital_scope`, :func:`~ingest_service.api.access.
+may_see_hospital`, :func:`ingest_service.api.routers.incidents.incident_route`,
+:func:`ingest_service.api.deps.may_read`). An ``er`` account of one hospital sees on the board
+(and in its stream) only the incidents routed to that hospital; the incident page, its
+fragments, its stream, the acknowledgement and the Bundle of an incident routed elsewhere (or
+not routed yet) answer the 403 page and append a ``read_denied`` row (``write_denied`` for the
+acknowledgement) with ``reason: other hospital``. An open vitals stream ends as soon as its
+incident is routed to another hospital. An ``er`` account of no hospital, and ``admin``, see
+every incident.
+
 **Dead zone** ("last data N s ago"): the monitor sends every 15 s (``simulate_ambulance``;
 real monitors 1-5 s) and the edge outbox holds readings while the ambulance has no coverage.
 The indicator turns amber after :data:`STALE_AMBER_S` (two sends missed: a gap worth a
@@ -33,8 +44,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from psycopg_pool import ConnectionPool
 from starlette.concurrency import run_in_threadpool
 
+from ingest_service.api.access import hospital_scope, may_see_hospital, visible_subjects
 from ingest_service.api.db import Connection
-from ingest_service.api.deps import ConnectionDep, record
+from ingest_service.api.deps import ConnectionDep, may_read, record
 from ingest_service.api.routers import incidents
 from ingest_service.api.tokens import Principal, Role
 from ingest_service.web.ecg import latest_for_incident
@@ -131,6 +143,40 @@ def _er(conn: Connection, request: Request, seen: Viewer, resource: str) -> Prin
     raise PageError(403, "wrong_role")
 
 
+def _routed(
+    conn: Connection,
+    request: Request,
+    who: Principal,
+    incident: str,
+    resource: str,
+    action: str = "read_denied",
+) -> incidents.Route:
+    """The incident's route; a 404 page when there is no such incident, a 403 page (audited
+    with ``action``) when it is routed to another hospital than the viewer's, or its patient is
+    not the viewer's to read (the API's ``_routed`` and ``_readable_incident``)."""
+    with conn.transaction():
+        route = incidents.incident_route(conn, incident)
+        readable = route is not None and may_read(conn, who, route.subject)
+    if route is None:
+        raise PageError(404, "not_found")
+    if not may_see_hospital(who, route.hospital):
+        reason = "other hospital"
+    elif not readable:
+        reason = "not permitted"
+    else:
+        return route
+    with conn.transaction():
+        record(
+            conn,
+            request,
+            who,
+            resource,
+            {"subject": route.subject, "hospital": route.hospital, "reason": reason},
+            action=action,
+        )
+    raise PageError(403, "other_hospital" if reason == "other hospital" else "not_permitted")
+
+
 def _common(now: datetime) -> dict[str, Any]:
     def age(moment: datetime | None) -> float | None:
         return None if moment is None else max((now - moment).total_seconds(), 0.0)
@@ -154,14 +200,18 @@ def _common(now: datetime) -> dict[str, Any]:
 
 def _board_context(conn: Connection, request: Request, who: Principal) -> dict[str, Any]:
     now = datetime.now(UTC)
+    hospital = hospital_scope(who)
     with conn.transaction():
-        found = incidents.list_incidents(conn, None, now)
+        # As GET /api/v1/incidents: a hospital's ER gets its hospital's incidents.
+        allowed = visible_subjects(who) if hospital is None else None
+        found = incidents.list_incidents(conn, allowed, now, hospital=hospital)
         record(
             conn,
             request,
             who,
             "web/er/board",
             {
+                "hospital": hospital,
                 "incidents": [i.id for i in found],
                 "subjects": sorted({i.subject for i in found}),
                 "returned": len(found),
@@ -190,19 +240,35 @@ def board_rows(request: Request, seen: ViewerDep, conn: ConnectionDep) -> HTMLRe
     return page(request, "er_rows.html", _board_context(conn, request, who))
 
 
-def _board_stamp(pool: ConnectionPool[Connection]) -> tuple[str, dict[str, float]]:
-    """(a stamp that changes with incidents, activations, acknowledgements and handovers;
-    each open incident's newest reading time, POSIX s)."""
+#: The incidents a board shows: all of them, or those routed to one hospital.
+_ON_BOARD = "(%(hospital)s::text IS NULL OR i.hospital = %(hospital)s)"
+
+
+def _board_stamp(
+    pool: ConnectionPool[Connection], hospital: str | None
+) -> tuple[str, dict[str, float]]:
+    """(a stamp that changes with the board's incidents, activations, acknowledgements and
+    handovers; each open incident's newest reading time, POSIX s), for the incidents routed
+    to ``hospital`` (None: every incident)."""
+    scope = {"hospital": hospital}
     with pool.connection() as conn, conn.transaction():
         row = conn.execute(
-            "SELECT (SELECT count(*) FROM incidents), (SELECT max(updated_at) FROM incidents),"
-            " (SELECT count(*) FROM pathway_activations),"
-            " (SELECT count(acknowledged_at) FROM pathway_notifications),"
-            " (SELECT count(*) FROM handoffs)"
+            f"SELECT (SELECT count(*) FROM incidents i WHERE {_ON_BOARD}),"  # noqa: S608
+            f" (SELECT max(updated_at) FROM incidents i WHERE {_ON_BOARD}),"
+            " (SELECT count(*) FROM pathway_activations a JOIN incidents i"
+            f"  ON i.incident = a.incident WHERE {_ON_BOARD}),"
+            " (SELECT count(n.acknowledged_at) FROM pathway_notifications n"
+            "  JOIN pathway_activations a ON a.id = n.activation_id"
+            f"  JOIN incidents i ON i.incident = a.incident WHERE {_ON_BOARD}),"
+            " (SELECT count(*) FROM handoffs h JOIN incidents i ON i.incident = h.incident"
+            f"  WHERE {_ON_BOARD})",
+            scope,
         ).fetchone()
         last = conn.execute(
-            "SELECT r.incident, max(r.time) FROM readings r JOIN incidents i"
-            " ON i.incident = r.incident WHERE i.handed_over_at IS NULL GROUP BY r.incident"
+            "SELECT r.incident, max(r.time) FROM readings r JOIN incidents i"  # noqa: S608
+            f" ON i.incident = r.incident WHERE i.handed_over_at IS NULL AND {_ON_BOARD}"
+            " GROUP BY r.incident",
+            scope,
         ).fetchall()
     return json.dumps([str(v) for v in row or ()]), {str(i): t.timestamp() for i, t in last}
 
@@ -221,13 +287,14 @@ async def board_events(request: Request, seen: ViewerDep) -> StreamingResponse:
     settings = web_settings(request)
     pool: ConnectionPool[Connection] = request.app.state.pool
     ends = _stream_end(seen.principal)
+    hospital = hospital_scope(seen.principal)
 
     async def stream() -> AsyncIterator[str]:
         stamp: str | None = None
         last: dict[str, float] | None = None
         yield "retry: 10000\n\n"
         while datetime.now(UTC) < ends and not await request.is_disconnected():
-            now_stamp, now_last = await run_in_threadpool(_board_stamp, pool)
+            now_stamp, now_last = await run_in_threadpool(_board_stamp, pool, hospital)
             if stamp is not None and now_stamp != stamp:
                 yield f"event: incidents\ndata: {now_stamp}\n\n"
             if now_last != last:
@@ -348,6 +415,7 @@ def incident_page(
     """One incoming patient: pre-alerts, timeline, handover notes, live vitals."""
     resource = f"web/er/incident/{incident}"
     who = _er(conn, request, seen, resource)
+    _routed(conn, request, who, incident, resource)
     context = _incident_context(conn, request, who, incident, resource)
     return page(request, "er_incident.html", {**context, "live": live})
 
@@ -359,6 +427,7 @@ def activations_fragment(
     """The incident's pre-alerts and timeline alone (what the live stream reloads)."""
     resource = f"web/er/incident/{incident}"
     who = _er(conn, request, seen, resource)
+    _routed(conn, request, who, incident, resource)
     now = datetime.now(UTC)
     with conn.transaction():
         detail = incidents.incident_detail(conn, incident, now)
@@ -385,6 +454,13 @@ def _incident_stamp(pool: ConnectionPool[Connection], incident: str) -> str:
             {"i": incident},
         ).fetchone()
     return json.dumps([str(v) for v in row or ()])
+
+
+def _still_routed(pool: ConnectionPool[Connection], who: Principal, incident: str) -> bool:
+    """Whether ``incident`` is still the viewer's to watch (not routed away meanwhile)."""
+    with pool.connection() as conn, conn.transaction():
+        route = incidents.incident_route(conn, incident)
+    return route is not None and may_see_hospital(who, route.hospital)
 
 
 def _new_readings(
@@ -414,13 +490,12 @@ async def incident_events(
     """Server-sent events of one incident: ``vitals`` (new readings, as they are stored) and
     ``incident`` (pre-alerts, acknowledgements, timeline or handover changed).
 
-    The stream carries readings, so opening it appends one audit row (``stream``)."""
+    The stream carries readings, so opening it appends one audit row (``stream``); it ends
+    when the incident is routed to another hospital than the viewer's."""
     resource = f"web/er/incident/{incident}"
     who = _er(conn, request, seen, resource)
+    subject = _routed(conn, request, who, incident, resource).subject
     with conn.transaction():
-        subject = incidents.incident_subject(conn, incident)
-        if subject is None:
-            raise PageError(404, "not_found")
         row = conn.execute(
             "SELECT coalesce(max(received_at), now()) FROM readings WHERE incident = %s",
             (incident,),
@@ -442,6 +517,8 @@ async def incident_events(
         stamp: str | None = None
         yield "retry: 10000\n\n"
         while datetime.now(UTC) < ends and not await request.is_disconnected():
+            if not await run_in_threadpool(_still_routed, pool, who, incident):
+                return  # diverted: reconnecting gets the 403
             points, after, newest = await run_in_threadpool(_new_readings, pool, incident, after)
             now_stamp = await run_in_threadpool(_incident_stamp, pool, incident)
             sent = False
@@ -482,6 +559,7 @@ def acknowledge(
             record(conn, request, who, resource, {"reason": "role"}, action="write_denied")
         raise PageError(403, "wrong_role")
     check_csrf(request, seen, form)
+    _routed(conn, request, who, incident, resource, "write_denied")
     note = field(form, "note")
     if len(note) > incidents.MAX_NOTE:
         raise PageError(422, "invalid_input")
@@ -522,9 +600,9 @@ def bundle(
     """The FHIR R4 document Bundle of the handover (404 before it)."""
     resource = f"web/er/incident/{incident}/bundle"
     who = _er(conn, request, seen, resource)
+    subject = _routed(conn, request, who, incident, resource).subject
     with conn.transaction():
-        subject = incidents.incident_subject(conn, incident)
-        text = incidents.handoff_bundle(conn, incident) if subject is not None else None
+        text = incidents.handoff_bundle(conn, incident)
         if text is not None:
             record(conn, request, who, resource, {"subject": subject, "incident": incident})
     if text is None:

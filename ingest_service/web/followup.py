@@ -42,9 +42,8 @@ from fastapi.responses import HTMLResponse, Response
 from alert_rules.burden import alert_burden
 from alert_rules.lifecycle import LifecyclePolicy
 from ingest_service.alert_lifecycle import DEFAULT_POLICY
-from ingest_service.api.access import visible_subjects
 from ingest_service.api.db import Connection
-from ingest_service.api.deps import ConnectionDep, record
+from ingest_service.api.deps import ConnectionDep, readable_subjects, record
 from ingest_service.web.doctor import _doctor, _page
 from ingest_service.web.render import SECURITY_HEADERS, web_settings
 from ingest_service.web.session import PageRoute, Viewer, ViewerDep
@@ -337,8 +336,8 @@ def _metrics(
     settings = web_settings(request)
     now = datetime.now(UTC)
     start = month_start(now, settings.zone, months)
-    allowed = visible_subjects(who)
     with conn.transaction():
+        allowed = readable_subjects(conn, who)
         facts, follow_ups, observed, contracted, panel = load(conn, allowed, start, settings.zone)
         record(
             conn,

@@ -53,6 +53,10 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "invalid_token": ("That token was not accepted.", "该令牌无效。"),
     "wrong_role": ("This page is not available to your account.", "您的账户无权查看此页面。"),
     "not_permitted": ("You may not see this person's data.", "您无权查看此人的数据。"),
+    "other_hospital": (
+        "This incident is routed to another hospital.",
+        "该急救事件已分派至其他医院。",
+    ),
     "not_found": ("Not found.", "未找到。"),
     "csrf": (
         "The form had expired. Please reload the page and try again.",
