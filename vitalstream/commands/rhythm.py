@@ -54,8 +54,9 @@ _AF_HELP = "\n\n".join(
         "the paper's parameters, each AF call confirmed by the coefficient of sample entropy "
         "(COSEn, Lake & Moorman 2011) over 64 intervals and by uncorrelated successive RR "
         "intervals (lag-1 correlation over 128 intervals > -0.35, Bootsma et al. 1970), which "
-        "rejects ectopy; see docs/af-screening.md for the evaluation. A screening aid, not a "
-        "diagnosis: "
+        "rejects ectopy; slow AF is also found by a rate-independent path (long runs that pass "
+        "COSEn, that correlation and a right-skewed RR test); see docs/af-screening.md for the "
+        "evaluation. A screening aid, not a diagnosis: "
         "confirm AF on the ECG.",
         f"A bad CSV (no `{TIME_COLUMN}` column, a non-numeric or non-finite time, times not "
         f"strictly increasing, fewer than {MIN_BEATS} beats) exits 3 with "

@@ -32,7 +32,13 @@ import numpy as np
 from numpy.typing import NDArray
 from shared_data import MITDB_DIR as _SHARED_MITDB_DIR
 
-from alert_rules.af import COSEN_THRESHOLD, SERIAL_CORRELATION_MIN, AfEpisode, detect_af
+from alert_rules.af import (
+    COSEN_THRESHOLD,
+    SERIAL_CORRELATION_MIN,
+    SUSTAINED_MIN_INTERVALS,
+    AfEpisode,
+    detect_af,
+)
 
 MITDB_DIR = _SHARED_MITDB_DIR
 RECORDS = ("100", "201", "202", "203", "210", "219", "221", "222")
@@ -155,8 +161,9 @@ def confusion(
     )
 
 
-#: Detector stages the script can score: the paper alone, + COSEn, + the ectopy guard.
-STAGES = ("paper", "cosen", "full")
+#: Detector stages the script can score: the paper alone, + COSEn, + the ectopy guard, + the
+#: sustained-irregularity path for slow AF (``full``, the detector as shipped).
+STAGES = ("paper", "cosen", "guard", "full")
 
 
 def predict(beats: AnnotatedBeats, stage: str = "full") -> NDArray[np.bool_]:
@@ -164,7 +171,8 @@ def predict(beats: AnnotatedBeats, stage: str = "full") -> NDArray[np.bool_]:
     result = detect_af(
         beats.times_s,
         cosen_threshold=None if stage == "paper" else COSEN_THRESHOLD,
-        serial_correlation_min=SERIAL_CORRELATION_MIN if stage == "full" else None,
+        serial_correlation_min=SERIAL_CORRELATION_MIN if stage in ("guard", "full") else None,
+        sustained_min_intervals=SUSTAINED_MIN_INTERVALS if stage == "full" else None,
     )
     return beats_in_episodes(beats.times_s, result.episodes)
 
@@ -254,7 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--stage",
         choices=STAGES,
         default="full",
-        help="detector stage: the paper alone, + COSEn, or + the ectopy guard (default)",
+        help="detector stage: the paper alone, + COSEn, + the ectopy guard, or + the "
+        "sustained-irregularity path for slow AF (full, the default)",
     )
     args = parser.parse_args(argv)
     if args.evaluate:
