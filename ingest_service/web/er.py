@@ -165,15 +165,7 @@ def _routed(
         reason = "not permitted"
     else:
         return route
-    with conn.transaction():
-        record(
-            conn,
-            request,
-            who,
-            resource,
-            {"subject": route.subject, "hospital": route.hospital, "reason": reason},
-            action=action,
-        )
+    incidents.audit_denial(conn, request, who, resource, route, reason=reason, action=action)
     raise PageError(403, "other_hospital" if reason == "other hospital" else "not_permitted")
 
 

@@ -503,6 +503,28 @@ def _may_read(who: Principal, subject: str) -> bool:
     return allowed is None or subject in allowed
 
 
+def audit_denial(
+    conn: Connection,
+    request: Request,
+    who: Principal,
+    resource: str,
+    route: Route,
+    *,
+    reason: str,
+    action: str,
+) -> None:
+    """The audit row of a refused incident access (API and web pages write the same one)."""
+    with conn.transaction():
+        record(
+            conn,
+            request,
+            who,
+            resource,
+            {"subject": route.subject, "hospital": route.hospital, "reason": reason},
+            action=action,
+        )
+
+
 def _deny(
     conn: Connection,
     request: Request,
@@ -513,15 +535,7 @@ def _deny(
     reason: str = "not permitted",
     action: str = "read_denied",
 ) -> None:
-    with conn.transaction():
-        record(
-            conn,
-            request,
-            who,
-            resource,
-            {"subject": route.subject, "hospital": route.hospital, "reason": reason},
-            action=action,
-        )
+    audit_denial(conn, request, who, resource, route, reason=reason, action=action)
     raise HTTPException(
         status.HTTP_403_FORBIDDEN,
         detail="this incident is routed to another hospital"
