@@ -13,15 +13,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
 import typer
 from integration_support import count, wait_for
 from typer.testing import CliRunner
 
 from edge_agent import EdgeAgent, LocalAlarmSettings
 from edge_agent.downlink import saved_config_path
+from edge_agent.link import LinkSealing
 from ingest_service import IngestService
 from vitals import BrokerAddress, Reading, gateway_topic
 from vitals.broker import forget_session
+from vitals.sealed import SealKeyStore
 from vitalstream.commands.edge import edge_app
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
@@ -187,3 +190,36 @@ def test_push_apply_acknowledge_refuse_and_restart(
                 gateway_topic(gateway, "config", topic_prefix),
             ],
         )
+
+
+def test_push_config_sees_the_acknowledgement_of_a_gateway_that_seals(
+    broker_url: str,
+    broker: BrokerAddress,
+    topic_prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the SM4 layer on, the gateway's status (carrying the acknowledged config version)
+    is sealed on the wire; `push-config --wait` opens it with the platform's keys."""
+    gateway = f"{topic_prefix}-sealcfg"
+    platform_keys, gateway_keys = tmp_path / "platform-keys", tmp_path / "gateway-keys"
+    key_id, key = SealKeyStore(platform_keys).create(gateway)
+    SealKeyStore(gateway_keys).install(key_id, key)
+    monkeypatch.setenv("VITALSTREAM_SEALING_POLICY", "required")
+    monkeypatch.setenv("VITALSTREAM_SEALING_KEY_DIR", str(platform_keys))
+    agent = EdgeAgent(
+        gateway,
+        tmp_path / "outbox.sqlite",
+        broker,
+        prefix=topic_prefix,
+        sealing=LinkSealing(gateway_keys),
+    )
+    try:
+        agent.start()
+        (tmp_path / "v1.toml").write_text(CONFIG_V1)
+        code, report = push(tmp_path / "v1.toml", gateway, broker_url, topic_prefix)
+        assert code == 0, report
+        assert report["acknowledged"] is True
+        assert agent.config_version == 1
+    finally:
+        agent.stop()

@@ -32,6 +32,7 @@ from edge_agent.config import (
 )
 from edge_agent.downlink import read_config_file
 from edge_agent.outbox import LANE_PRIORITY
+from ingest_service.sealing import PayloadOpener, key_dir_of
 from ingest_service.settings import IngestSettings
 from vitals import (
     GatewayConfig,
@@ -335,7 +336,11 @@ def push_config_command(
         tls_key_file or _path(defaults.tls_key_file),
     )
     try:
-        acknowledged = _push(config, broker.host, broker.port, broker.tls, tls, prefix, wait_s)
+        # The gateway's status may be SM4-sealed: open it with the platform's keys.
+        opener = PayloadOpener(defaults.sealing_policy, key_dir_of(defaults), prefix=prefix)
+        acknowledged = _push(
+            config, broker.host, broker.port, broker.tls, tls, prefix, wait_s, opener
+        )
     except (OSError, VitalsError) as error:
         detail = error.detail if isinstance(error, VitalsError) else str(error)
         reject(VitalsError(f"cannot publish to {broker.url}: {detail}", kind="broker_unreachable"))
@@ -371,11 +376,14 @@ def _push(
     tls: tuple[Path | None, Path | None, Path | None],
     prefix: str,
     wait_s: float,
+    opener: PayloadOpener,
 ) -> bool | str:
     """Publish retained; with ``wait_s``, watch the gateway's status for the acknowledgement.
 
     Returns True (acknowledged), False (not within ``wait_s``, or not asked), or the
-    gateway's ``config_error`` when it refused this version.
+    gateway's ``config_error`` when it refused this version. A sealed status is opened with
+    the ingest's SM4 keys (``VITALSTREAM_SEALING_*``), so the acknowledgement is seen from a
+    gateway that seals too.
     """
     import paho.mqtt.client as mqtt  # noqa: PLC0415 - only this command needs a client
     from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
@@ -386,7 +394,7 @@ def _push(
 
     def on_message(_c: object, _u: object, message: mqtt.MQTTMessage) -> None:
         try:
-            status = decode(bytes(message.payload), GatewayStatus)
+            status = decode(opener.open(message.topic, bytes(message.payload)), GatewayStatus)
         except PayloadError:
             return
         if status.config_version is not None and status.config_version >= config.version:
