@@ -10,8 +10,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,10 +18,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from test_incident_support import AMBULANCE, STROKE, STROKE_SUBJECT, TRAUMA, seed_incidents
-from test_web_browser import _chromium, _free_port
+from test_web_browser import _chromium
 from test_web_support import write
 
 from ingest_service.api import load_signing_key, mint_token
+from scripts.screenshots import served
 from vitals import Reading
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -45,27 +44,9 @@ def test_er_board_renders_incidents_and_live_vitals_in_headless_chromium(
     seed_incidents(database_url, datetime.now(UTC), last_data_age_s=40)
     key_file = tmp_path / "api-token.key"
     key = load_signing_key(key_file)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "VITALSTREAM_API_KEY_FILE": str(key_file),
-        "VITALSTREAM_DATA_DIR": str(tmp_path / "data"),
-        "VITALSTREAM_WEB_SSE_INTERVAL_S": "0.3",
-        "VITALSTREAM_WEB_TIMEZONE": "UTC",
-    }
-    server = subprocess_serve(port, database_url, env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "vitalstream serve exited"
-            assert time.monotonic() < deadline, "vitalstream serve did not come up"
-            time.sleep(0.2)
+    with served(
+        database_url, tmp_path, VITALSTREAM_WEB_SSE_INTERVAL_S="0.3", VITALSTREAM_WEB_TIMEZONE="UTC"
+    ) as base:
         token = mint_token(key, user="er-nurse", role="er", now=datetime.now(UTC))
 
         def login(target: str) -> str:
@@ -124,24 +105,3 @@ def test_er_board_renders_incidents_and_live_vitals_in_headless_chromium(
                 assert time.monotonic() < deadline, "no vitals event"
             data = json.loads(next(lines).removeprefix("data: "))
             assert [p[1:3] for p in data["points"]] == [["heart_rate", 131.0]]
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
-
-
-def subprocess_serve(port: int, database_url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`vitalstream serve` on 127.0.0.1:port."""
-    return subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "vitalstream"),
-            "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--database-url", database_url, "--log-level", "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip

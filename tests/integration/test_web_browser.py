@@ -4,11 +4,8 @@ the DOM), and leaves a screenshot for a person to look at."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +16,7 @@ import pytest
 from test_web_support import GAMMA, add_alert, seed
 
 from ingest_service.api import load_signing_key, mint_token
+from scripts.screenshots import served
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -29,12 +27,6 @@ pytestmark = [
         reason="Debian's chromium is not installed (apt-get install -y chromium)",
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -66,42 +58,12 @@ def test_patient_page_draws_its_charts_in_headless_chromium(
     seed(database_url, datetime.now(UTC))
     key_file = tmp_path / "api-token.key"
     key = load_signing_key(key_file)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "VITALSTREAM_API_KEY_FILE": str(key_file),
-        "VITALSTREAM_DATA_DIR": str(tmp_path / "data"),
-        "VITALSTREAM_WEB_SSE_INTERVAL_S": "0.3",
-    }
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "vitalstream"),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--database-url",
-            database_url,
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, "vitalstream serve exited"
-            assert time.monotonic() < deadline, "vitalstream serve did not come up"
-            time.sleep(0.2)
+    with served(
+        database_url,
+        tmp_path,
+        VITALSTREAM_WEB_SSE_INTERVAL_S="0.3",
+        VITALSTREAM_WEB_TIMEZONE="Asia/Shanghai",
+    ) as base:
         token = mint_token(
             key, user="dr-li", role="doctor", now=datetime.now(UTC), subjects=[GAMMA]
         )
@@ -149,10 +111,3 @@ def test_patient_page_draws_its_charts_in_headless_chromium(
             deadline = time.monotonic() + 10
             while next(lines) != "event: alerts":
                 assert time.monotonic() < deadline, "no alerts event"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
