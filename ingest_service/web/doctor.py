@@ -24,11 +24,15 @@ from ingest_service.api.deps import ConnectionDep, may_read, readable_subjects, 
 from ingest_service.api.tokens import Principal
 from ingest_service.web import alert_actions, ecg, queries, rule_settings, trends
 from ingest_service.web.attention import SEVERITY_RANK, ago, rank_patients
-from ingest_service.web.i18n import Lang, as_lang, choose_lang, translate
-from ingest_service.web.render import SECURITY_HEADERS, page, web_settings
+from ingest_service.web.i18n import Lang, translate
+from ingest_service.web.render import (
+    SECURITY_HEADERS,
+    clinician_lang,
+    clinician_page,
+    web_settings,
+)
 from ingest_service.web.session import (
     DOCTOR_ROLES,
-    LANG_COOKIE,
     FormDep,
     PageError,
     PageRoute,
@@ -62,25 +66,14 @@ CHARTS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
 def _lang(request: Request) -> Lang:
     """The page language as the patient pages choose it (``?lang=``, cookie, browser); the
     fallback stays English, the clinician pages' language before the catalogue covered them."""
-    return choose_lang(
-        request.query_params.get("lang"),
-        request.cookies.get(LANG_COOKIE),
-        request.headers.get("accept-language"),
-        default="en",
-    )
+    return clinician_lang(request)
 
 
 def _page(
     request: Request, template: str, context: Mapping[str, Any], *, status_code: int = 200
 ) -> HTMLResponse:
     """:func:`page` in the viewer's language; a ``?lang=`` choice is remembered in a cookie."""
-    lang = _lang(request)
-    response = page(request, template, context, status_code=status_code, lang=lang)
-    if as_lang(request.query_params.get("lang")) is not None:
-        response.set_cookie(
-            LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", httponly=True
-        )
-    return response
+    return clinician_page(request, template, context, status_code=status_code)
 
 
 def _doctor(conn: Connection, request: Request, seen: Viewer, resource: str) -> Principal:
@@ -371,7 +364,7 @@ def _subject_context(
                 }
             )
         recent = queries.alerts(conn, (subject,), subject=subject, open_only=False, limit=20)
-        ecg_reports = ecg.reports_for_subject(conn, subject)
+        ecg_reports = ecg.reports_for_subject(conn, subject, lang=_lang(request))
         record(
             conn,
             request,
@@ -500,7 +493,7 @@ def edit_rules(
     who = _doctor(conn, request, seen, resource)
     _subject(conn, request, who, subject, resource)
     check_csrf(request, seen, form)
-    edit, problems = rule_settings.parse_edit(subject, form)
+    edit, problems = rule_settings.parse_edit(subject, form, _lang(request))
     if edit is not None:
         rule_settings.store(
             conn, request, who, subject, edit, field(form, "version"), datetime.now(UTC)

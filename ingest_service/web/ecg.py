@@ -39,7 +39,8 @@ from ingest_service.web.ecg_paper import (
     detect_r_peaks,
     ecg_paper,
 )
-from ingest_service.web.render import page
+from ingest_service.web.i18n import CATALOGUE, Lang, translate
+from ingest_service.web.render import clinician_lang, clinician_page
 from ingest_service.web.session import (
     FormDep,
     PageError,
@@ -90,6 +91,19 @@ FINDINGS: tuple[tuple[str, str], ...] = (
 )
 RHYTHM_NAMES: Mapping[str, str] = dict(RHYTHMS)
 FINDING_NAMES: Mapping[str, str] = dict(FINDINGS)
+
+
+def rhythm_name(code: str, lang: Lang = "en") -> str:
+    """A stored rhythm code as the reader's page names it (an unknown code shows itself)."""
+    key = f"ecg_rhythm_{code}"
+    return translate(lang, key) if key in CATALOGUE else code
+
+
+def finding_name(code: str, lang: Lang = "en") -> str:
+    """A stored finding code as the reader's page names it (an unknown code shows itself)."""
+    key = f"ecg_finding_{code}"
+    return translate(lang, key) if key in CATALOGUE else code
+
 
 _COLUMNS = (
     "w.id, w.subject, w.device, w.channel, w.start_time, w.sample_rate_hz, w.n_samples,"
@@ -220,6 +234,7 @@ def _subject(
 def queue(request: Request, seen: ViewerDep, conn: ConnectionDep) -> HTMLResponse:
     """Snippets awaiting a report (newest first) and the latest reports."""
     who = _reader(conn, request, seen, "web/ecg/queue")
+    lang = clinician_lang(request)
     with conn.transaction():
         allowed = readable_subjects(conn, who)
         where = "" if allowed is None else " AND w.subject = ANY(%(subjects)s)"
@@ -240,8 +255,7 @@ def queue(request: Request, seen: ViewerDep, conn: ConnectionDep) -> HTMLRespons
             {**params, "recent": RECENT_LIMIT},
         ).fetchall()
         reported = [
-            (_snippet(r[:11]), RHYTHM_NAMES.get(str(r[11]), str(r[11])), str(r[12]), r[13])
-            for r in recent
+            (_snippet(r[:11]), rhythm_name(str(r[11]), lang), str(r[12]), r[13]) for r in recent
         ]
         record(
             conn,
@@ -257,7 +271,7 @@ def queue(request: Request, seen: ViewerDep, conn: ConnectionDep) -> HTMLRespons
                 "reports_shown": len(reported),
             },
         )
-    return page(
+    return clinician_page(
         request,
         "ecg_queue.html",
         {"waiting": waiting, "reported": reported, "limit": QUEUE_LIMIT},
@@ -277,7 +291,7 @@ def _load(conn: Connection, snippet_id: int) -> tuple[Snippet, FloatArray]:
     return _snippet(row[:11]), samples_mv(bytes(row[11]), float(row[12]))
 
 
-def _report(conn: Connection, snippet_id: int) -> dict[str, Any] | None:
+def _report(conn: Connection, snippet_id: int, lang: Lang = "en") -> dict[str, Any] | None:
     row = conn.execute(
         "SELECT id, rhythm, findings, note, reader, reader_role, reported_at, af_finding"
         " FROM ecg_reports WHERE waveform_id = %s",
@@ -287,8 +301,8 @@ def _report(conn: Connection, snippet_id: int) -> dict[str, Any] | None:
         return None
     return {
         "id": int(row[0]),
-        "rhythm": RHYTHM_NAMES.get(str(row[1]), str(row[1])),
-        "findings": [FINDING_NAMES.get(str(f), str(f)) for f in row[2] or ()],
+        "rhythm": rhythm_name(str(row[1]), lang),
+        "findings": [finding_name(str(f), lang) for f in row[2] or ()],
         "note": str(row[3]),
         "reader": str(row[4]),
         "reader_role": str(row[5]),
@@ -297,7 +311,7 @@ def _report(conn: Connection, snippet_id: int) -> dict[str, Any] | None:
     }
 
 
-def _context(snippet: Snippet, values: FloatArray) -> dict[str, Any]:
+def _context(snippet: Snippet, values: FloatArray, lang: Lang = "en") -> dict[str, Any]:
     beats = detect_r_peaks(values, snippet.sample_rate_hz)
     return {
         "snippet": snippet,
@@ -305,14 +319,14 @@ def _context(snippet: Snippet, values: FloatArray) -> dict[str, Any]:
         "finding": af_finding(beats, snippet.seconds),
         "mm_per_s": MM_PER_S,
         "mm_per_mv": MM_PER_MV,
-        "rhythms": RHYTHMS,
-        "findings": FINDINGS,
+        "rhythms": tuple((code, rhythm_name(code, lang)) for code, _ in RHYTHMS),
+        "findings": tuple((code, finding_name(code, lang)) for code, _ in FINDINGS),
         "min_beats": MIN_BEATS,
     }
 
 
 def reports_for_subject(
-    conn: Connection, subject: str, limit: int = RECENT_LIMIT
+    conn: Connection, subject: str, limit: int = RECENT_LIMIT, lang: Lang = "en"
 ) -> list[dict[str, Any]]:
     """The reports on a patient's snippets, newest first: how a report comes back to the team
     that asked for it (the family doctor's patient page; the ER's incident page shows its own
@@ -327,8 +341,8 @@ def reports_for_subject(
         {
             "snippet": _snippet(row[:11]),
             "id": int(row[11]),
-            "rhythm": RHYTHM_NAMES.get(str(row[12]), str(row[12])),
-            "findings": [FINDING_NAMES.get(str(f), str(f)) for f in row[13] or ()],
+            "rhythm": rhythm_name(str(row[12]), lang),
+            "findings": [finding_name(str(f), lang) for f in row[13] or ()],
             "note": str(row[14]),
             "reader": str(row[15]),
             "reported_at": row[16],
@@ -337,7 +351,9 @@ def reports_for_subject(
     ]
 
 
-def latest_for_incident(conn: Connection, incident: str) -> dict[str, Any] | None:
+def latest_for_incident(
+    conn: Connection, incident: str, lang: Lang = "en"
+) -> dict[str, Any] | None:
     """The newest ECG snippet sent during an incident, drawn on paper, with its report once
     a reader has filed one (for the ER's incident page)."""
     row = conn.execute(
@@ -352,7 +368,7 @@ def latest_for_incident(conn: Connection, incident: str) -> dict[str, Any] | Non
         "paper": ecg_paper(values, snippet.sample_rate_hz),
         "mm_per_s": MM_PER_S,
         "mm_per_mv": MM_PER_MV,
-        "report": _report(conn, snippet.id),
+        "report": _report(conn, snippet.id, lang),
     }
 
 
@@ -365,7 +381,7 @@ def _snippet_page(
     status_code: int = 200,
 ) -> HTMLResponse:
     chosen = form or {"rhythm": "", "findings": (), "note": ""}
-    return page(
+    return clinician_page(
         request,
         "ecg_snippet.html",
         {**context, "form": chosen, "problems": problems},
@@ -383,9 +399,10 @@ def snippet_page(
     with conn.transaction():
         snippet, values = _load(conn, snippet_id)
     _subject(conn, request, who, snippet.subject, resource)
-    context = _context(snippet, values)
+    lang = clinician_lang(request)
+    context = _context(snippet, values, lang)
     with conn.transaction():
-        report = _report(conn, snippet_id)
+        report = _report(conn, snippet_id, lang)
         record(
             conn,
             request,
@@ -402,16 +419,16 @@ def snippet_page(
     return _snippet_page(request, {**context, "report": report})
 
 
-def _problems(rhythm: str, findings: list[str], note: str) -> tuple[str, ...]:
+def _problems(rhythm: str, findings: list[str], note: str, lang: Lang = "en") -> tuple[str, ...]:
     out: list[str] = []
     if rhythm not in RHYTHM_NAMES:
-        out.append("Choose the rhythm.")
+        out.append(translate(lang, "ecg_problem_rhythm"))
     if any(f not in FINDING_NAMES for f in findings):
-        out.append("Unknown finding.")
+        out.append(translate(lang, "ecg_problem_finding"))
     if rhythm == "other" and not note:
-        out.append("Describe the rhythm in the report text.")
+        out.append(translate(lang, "ecg_problem_other"))
     if len(note) > MAX_NOTE:
-        out.append(f"The report text is longer than {MAX_NOTE} characters.")
+        out.append(translate(lang, "ecg_problem_long", n=MAX_NOTE))
     return tuple(out)
 
 
@@ -437,8 +454,9 @@ def file_report(
     rhythm = field(form, "rhythm")
     findings = sorted({f.strip() for f in form.get("findings", []) if f.strip()})
     note = field(form, "note")
-    context = _context(snippet, values)
-    problems = _problems(rhythm, findings, note)
+    lang = clinician_lang(request)
+    context = _context(snippet, values, lang)
+    problems = _problems(rhythm, findings, note, lang)
     if problems:
         return _snippet_page(
             request,

@@ -50,7 +50,14 @@ from ingest_service.api.deps import ConnectionDep, may_read, record
 from ingest_service.api.routers import incidents
 from ingest_service.api.tokens import Principal, Role
 from ingest_service.web.ecg import latest_for_incident
-from ingest_service.web.render import SECURITY_HEADERS, display_unit, page, web_settings
+from ingest_service.web.i18n import CATALOGUE, Lang, translate
+from ingest_service.web.render import (
+    SECURITY_HEADERS,
+    clinician_lang,
+    clinician_page,
+    display_unit,
+    web_settings,
+)
 from ingest_service.web.session import (
     FormDep,
     PageError,
@@ -121,16 +128,41 @@ def staleness(age_s: float | None) -> str:
     return "fresh"
 
 
-def age_text(age_s: float | None) -> str:
+def age_text(age_s: float | None, lang: Lang = "en") -> str:
     """'last data 12 s ago' in words a glance reads (seconds, then minutes, then hours)."""
     if age_s is None:
-        return "no data yet"
+        return translate(lang, "er_no_data_yet")
     seconds = max(int(age_s), 0)
     if seconds < 120:
-        return f"last data {seconds} s ago"
+        return translate(lang, "er_last_data_s", n=seconds)
     if seconds < 7200:
-        return f"last data {seconds // 60} min ago"
-    return f"last data {seconds // 3600} h ago"
+        return translate(lang, "er_last_data_min", n=seconds // 60)
+    return translate(lang, "er_last_data_h", n=seconds // 3600)
+
+
+def _named(lang: Lang, prefix: str, code: str, english: Mapping[str, str]) -> str:
+    """``code`` named from the catalogue (``prefix + code``), else the English table, else
+    itself."""
+    key = f"{prefix}{code}"
+    return translate(lang, key) if key in CATALOGUE else english.get(code, code)
+
+
+def team_name(team: str, lang: Lang = "en") -> str:
+    """A team as the board names it."""
+    return _named(lang, "er_team_", team, TEAM_NAMES)
+
+
+def pathway_name(pathway: str | None, lang: Lang = "en") -> str:
+    """A pathway as the board names it (an en dash when none)."""
+    return _named(lang, "er_pathway_", pathway, PATHWAY_NAMES) if pathway else "\u2013"
+
+
+def metric_label(metric: str, lang: Lang = "en") -> str:
+    """A vital's name on the incident page ("heart rate")."""
+    key = f"er_metric_{metric}"
+    if lang == "en" or key not in CATALOGUE:
+        return metric.replace("_", " ")
+    return translate(lang, key)
 
 
 def _er(conn: Connection, request: Request, seen: Viewer, resource: str) -> Principal:
@@ -169,7 +201,7 @@ def _routed(
     raise PageError(403, "other_hospital" if reason == "other hospital" else "not_permitted")
 
 
-def _common(now: datetime) -> dict[str, Any]:
+def _common(now: datetime, lang: Lang = "en") -> dict[str, Any]:
     def age(moment: datetime | None) -> float | None:
         return None if moment is None else max((now - moment).total_seconds(), 0.0)
 
@@ -177,13 +209,17 @@ def _common(now: datetime) -> dict[str, Any]:
         "now": now,
         "age": age,
         "staleness": staleness,
-        "age_text": age_text,
-        "team_name": lambda team: TEAM_NAMES.get(team, team),
-        "pathway_name": lambda p: PATHWAY_NAMES.get(p, p) if p else "\u2013",
+        "age_text": lambda age_s: age_text(age_s, lang),
+        "team_name": lambda team: team_name(team, lang),
+        "pathway_name": lambda p: pathway_name(p, lang),
+        "metric_label": lambda metric: metric_label(metric, lang),
         "amber_s": STALE_AMBER_S,
         "red_s": STALE_RED_S,
         "minutes_until": lambda moment: round((moment - now).total_seconds() / 60),
-        "steps": TIMELINE_STEPS,
+        "steps": tuple(
+            (step, _named(lang, "er_step_", step, dict(TIMELINE_STEPS)))
+            for step, _ in TIMELINE_STEPS
+        ),
     }
 
 
@@ -209,7 +245,7 @@ def _board_context(conn: Connection, request: Request, who: Principal) -> dict[s
                 "returned": len(found),
             },
         )
-    return {**_common(now), "incidents": found}
+    return {**_common(now, clinician_lang(request)), "incidents": found}
 
 
 @router.get("", response_class=HTMLResponse)
@@ -222,14 +258,14 @@ def board(
     """Incoming ambulances, soonest first."""
     who = _er(conn, request, seen, "web/er/board")
     context = _board_context(conn, request, who)
-    return page(request, "er_board.html", {**context, "live": live})
+    return clinician_page(request, "er_board.html", {**context, "live": live})
 
 
 @router.get("/rows", response_class=HTMLResponse)
 def board_rows(request: Request, seen: ViewerDep, conn: ConnectionDep) -> HTMLResponse:
     """The board's table body alone (what its live stream reloads)."""
     who = _er(conn, request, seen, "web/er/board")
-    return page(request, "er_rows.html", _board_context(conn, request, who))
+    return clinician_page(request, "er_rows.html", _board_context(conn, request, who))
 
 
 #: The incidents a board shows: all of them, or those routed to one hospital.
@@ -303,6 +339,14 @@ async def board_events(request: Request, seen: ViewerDep) -> StreamingResponse:
 # -------------------------------------------------------------------------- one incident
 
 
+def _series_label(metric: str, lang: Lang) -> str:
+    """A chart series' legend: the page's words, or what er.js showed before ("systolic")."""
+    key = f"er_series_{metric.removeprefix('bp_')}"
+    if key in CATALOGUE:
+        return translate(lang, key)
+    return metric.replace("bp_", "") if lang == "en" else metric_label(metric, lang)
+
+
 def _series(
     conn: Connection, incident: str, since: datetime
 ) -> dict[str, list[tuple[datetime, float | None]]]:
@@ -337,6 +381,7 @@ def _incident_context(
     conn: Connection, request: Request, who: Principal, incident: str, resource: str
 ) -> dict[str, Any]:
     settings = web_settings(request)
+    lang = clinician_lang(request)
     now = datetime.now(UTC)
     with conn.transaction():
         detail = incidents.incident_detail(conn, incident, now)
@@ -344,7 +389,7 @@ def _incident_context(
             raise PageError(404, "not_found")
         since = detail.opened_at - incidents.LOOKBACK
         series = _series(conn, incident, since)
-        ecg = latest_for_incident(conn, incident)
+        ecg = latest_for_incident(conn, incident, lang)
         record(
             conn,
             request,
@@ -364,7 +409,8 @@ def _incident_context(
         charts.append(
             {
                 "id": chart_id,
-                "title": title,
+                "title": _named(lang, "er_chart_", chart_id, {chart_id: title}),
+                "labels": [_series_label(m, lang) for m in metrics],
                 "unit": unit,
                 "metrics": list(metrics),
                 "points": len(values),
@@ -377,7 +423,10 @@ def _incident_context(
         "zone": settings.web_timezone,
         "start": start.timestamp(),
         "now": now.timestamp(),
-        "charts": [{k: c[k] for k in ("id", "title", "unit", "metrics", "data")} for c in charts],
+        "charts": [
+            {k: c[k] for k in ("id", "title", "unit", "metrics", "labels", "data")} for c in charts
+        ],
+        "timeLabel": translate(lang, "legend_time"),
         "lastData": detail.last_data_at.timestamp() if detail.last_data_at else None,
         "amber": STALE_AMBER_S,
         "red": STALE_RED_S,
@@ -386,7 +435,7 @@ def _incident_context(
     order = {m: i for i, m in enumerate(CHART_METRICS)}
     latest = sorted(detail.latest, key=lambda v: (order.get(v.metric, len(order)), v.metric))
     return {
-        **_common(now),
+        **_common(now, lang),
         "incident": detail,
         "latest": latest,
         "charts": charts,
@@ -409,7 +458,7 @@ def incident_page(
     who = _er(conn, request, seen, resource)
     _routed(conn, request, who, incident, resource)
     context = _incident_context(conn, request, who, incident, resource)
-    return page(request, "er_incident.html", {**context, "live": live})
+    return clinician_page(request, "er_incident.html", {**context, "live": live})
 
 
 @router.get("/incidents/{incident}/activations", response_class=HTMLResponse)
@@ -432,7 +481,11 @@ def activations_fragment(
             resource,
             {"subject": detail.subject, "incident": incident, "part": "activations"},
         )
-    return page(request, "er_activations.html", {**_common(now), "incident": detail})
+    return clinician_page(
+        request,
+        "er_activations.html",
+        {**_common(now, clinician_lang(request)), "incident": detail},
+    )
 
 
 def _incident_stamp(pool: ConnectionPool[Connection], incident: str) -> str:
@@ -574,12 +627,13 @@ def acknowledge(
         raise PageError(404, "not_found")
     if request.headers.get("hx-request") != "true":
         return RedirectResponse(f"/er/incidents/{incident}", status_code=303)
-    team = TEAM_NAMES.get(done.activation.team, done.activation.team)
-    message = f"{team}: pre-alert acknowledged." if done.changed else f"{team}: no change."
-    response = page(
+    lang = clinician_lang(request)
+    team = team_name(done.activation.team, lang)
+    message = translate(lang, "er_ack_done" if done.changed else "er_ack_no_change", team=team)
+    response = clinician_page(
         request,
         "er_activation.html",
-        {**_common(now), "incident_id": incident, "activation": done.activation},
+        {**_common(now, lang), "incident_id": incident, "activation": done.activation},
     )
     response.headers["HX-Trigger"] = json.dumps({"vs-status": message})
     return response

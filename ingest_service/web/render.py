@@ -17,7 +17,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from ingest_service.web.i18n import Lang, translate
+from ingest_service.web.i18n import Lang, as_lang, choose_lang, translate
+from ingest_service.web.session import LANG_COOKIE
 from ingest_service.web.settings import WebSettings
 
 SECURITY_HEADERS: Mapping[str, str] = {
@@ -78,6 +79,55 @@ def local_time(zone: ZoneInfo, moment: datetime | None, fmt: str = "%Y-%m-%d %H:
     return moment.astimezone(zone).strftime(fmt) if moment is not None else "\u2013"
 
 
+#: The texts static/app.js and static/er.js show (base.html hands them over as JSON).
+JS_MESSAGES: tuple[str, ...] = (
+    "js_done",
+    "js_failed",
+    "js_unreachable",
+    "js_reload_alerts",
+    "js_patients_updated",
+    "js_live_stopped",
+    "js_reload_incidents",
+    "js_board_updated",
+    "js_reload_vitals",
+    "js_prealerts_changed",
+    "er_no_data_yet",
+    "er_last_data_s",
+    "er_last_data_min",
+    "er_last_data_h",
+    "er_no_value_short",
+)
+
+
+def js_messages(lang: Lang) -> dict[str, str]:
+    """The scripts' texts in ``lang``; ``{code}``/``{n}`` are filled in by the script."""
+    return {key: translate(lang, key, code="{code}", n="{n}") for key in JS_MESSAGES}
+
+
+def clinician_lang(request: Request) -> Lang:
+    """The language of a clinician page (doctor, ECG reader, ER): ``?lang=``, the cookie, the
+    browser, else English (their language before the catalogue covered them)."""
+    return choose_lang(
+        request.query_params.get("lang"),
+        request.cookies.get(LANG_COOKIE),
+        request.headers.get("accept-language"),
+        default="en",
+    )
+
+
+def clinician_page(
+    request: Request, template: str, context: Mapping[str, Any], *, status_code: int = 200
+) -> HTMLResponse:
+    """:func:`page` in :func:`clinician_lang`; a ``?lang=`` choice is remembered in a cookie."""
+    lang = clinician_lang(request)
+    response = page(request, template, context, status_code=status_code, lang=lang)
+    if as_lang(request.query_params.get("lang")) is not None:
+        response.set_cookie(
+            LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict", httponly=True
+        )
+    return response
+
+
 def page(
     request: Request,
     template: str,
@@ -104,6 +154,7 @@ def page(
                 "request": request,
                 "t": t,
                 "lang": lang,
+                "js_messages": js_messages(lang),
                 "when": when,
                 "zone": settings.web_timezone,
                 "viewer": seen,

@@ -26,6 +26,7 @@ from ingest_service.api.db import Connection
 from ingest_service.api.deps import record
 from ingest_service.api.tokens import Principal
 from ingest_service.web import queries
+from ingest_service.web.i18n import Lang, translate
 from ingest_service.web.queries import RuleSettings
 from ingest_service.web.session import PageError
 
@@ -126,7 +127,9 @@ class Edit:
     reason: str
 
 
-def parse_edit(subject: str, form: Mapping[str, Sequence[str]]) -> tuple[Edit | None, list[str]]:
+def parse_edit(
+    subject: str, form: Mapping[str, Sequence[str]], lang: Lang = "en"
+) -> tuple[Edit | None, list[str]]:
     """The edit from the form fields, or the list of problems (shown next to the form).
 
     Fields: ``packs`` (repeated), ``param.<name>`` (empty = the pack default), ``disabled``
@@ -137,9 +140,9 @@ def parse_edit(subject: str, form: Mapping[str, Sequence[str]]) -> tuple[Edit | 
     packs = tuple(dict.fromkeys(p for p in form.get("packs", ()) if p))
     unknown = [p for p in packs if p not in known]
     if unknown:
-        problems.append(f"unknown packs: {', '.join(unknown)}")
+        problems.append(translate(lang, "rules_unknown_packs", packs=", ".join(unknown)))
     if not packs:
-        problems.append("choose at least one rule pack")
+        problems.append(translate(lang, "rules_choose_pack"))
     defaults: dict[str, float] = {}
     for name in packs:
         if name in known:
@@ -152,10 +155,10 @@ def parse_edit(subject: str, form: Mapping[str, Sequence[str]]) -> tuple[Edit | 
         try:
             value = float(values[0].strip())
         except ValueError:
-            problems.append(f"{name}: not a number")
+            problems.append(translate(lang, "rules_not_a_number", name=name))
             continue
         if not math.isfinite(value):
-            problems.append(f"{name}: not a number")
+            problems.append(translate(lang, "rules_not_a_number", name=name))
             continue
         if name not in defaults:
             continue  # a parameter of a pack just unticked: it no longer applies
@@ -165,9 +168,9 @@ def parse_edit(subject: str, form: Mapping[str, Sequence[str]]) -> tuple[Edit | 
     reason_values = form.get("reason", ())
     reason = reason_values[0].strip() if reason_values else ""
     if len(reason) < MIN_REASON:
-        problems.append(f"a reason of at least {MIN_REASON} characters is required")
+        problems.append(translate(lang, "rules_reason_short", n=MIN_REASON))
     if len(reason) > MAX_REASON:
-        problems.append(f"the reason is longer than {MAX_REASON} characters")
+        problems.append(translate(lang, "rules_reason_long", n=MAX_REASON))
     if problems:
         return None, problems
     override = SubjectOverrides(

@@ -11,6 +11,36 @@
   /* Server clock minus browser clock, so ages do not depend on the ER PC's clock. */
   var skew = 0;
 
+  /* Texts in the page's language: app.js reads them from #vs-messages (base.html). */
+  var ENGLISH = {
+    er_no_data_yet: "no data yet",
+    er_last_data_s: "last data {n} s ago",
+    er_last_data_min: "last data {n} min ago",
+    er_last_data_h: "last data {n} h ago",
+    js_reload_incidents: "Reload the page for new incidents.",
+    js_board_updated: "The board was updated.",
+    js_live_stopped: "Live updates stopped; reload the page.",
+    js_reload_vitals: "Reload the page for new vitals.",
+    js_prealerts_changed: "Pre-alerts or timeline changed.",
+    er_no_value_short: "no value"
+  };
+  var given = null;
+
+  function msg(key, values) {
+    if (given === null) {
+      given = {};
+      try {
+        var node = document.getElementById("vs-messages");
+        if (node) { given = JSON.parse(node.textContent); }
+      } catch (ignored) { given = {}; }
+    }
+    var text = given[key] || ENGLISH[key] || key;
+    Object.keys(values || {}).forEach(function (name) {
+      text = text.split("{" + name + "}").join(String(values[name]));
+    });
+    return text;
+  }
+
   function say(text) {
     var status = document.getElementById("status");
     if (status) { status.textContent = text; }
@@ -20,9 +50,9 @@
 
   function ageText(age) {
     var s = Math.max(Math.floor(age), 0);
-    if (s < 120) { return "last data " + s + " s ago"; }
-    if (s < 7200) { return "last data " + Math.floor(s / 60) + " min ago"; }
-    return "last data " + Math.floor(s / 3600) + " h ago";
+    if (s < 120) { return msg("er_last_data_s", { n: s }); }
+    if (s < 7200) { return msg("er_last_data_min", { n: Math.floor(s / 60) }); }
+    return msg("er_last_data_h", { n: Math.floor(s / 3600) });
   }
 
   function tick() {
@@ -31,7 +61,7 @@
       var last = parseFloat(node.getAttribute("data-last-data"));
       var cls = "stale-none";
       if (isNaN(last)) {
-        node.textContent = "no data yet";
+        node.textContent = msg("er_no_data_yet");
       } else {
         var age = serverNow() - last;
         node.textContent = ageText(age);
@@ -53,13 +83,13 @@
     var note = document.getElementById("live-note");
     if (!table) { return; }
     if (!window.EventSource || !window.htmx) {
-      if (note) { note.textContent = "Reload the page for new incidents."; }
+      if (note) { note.textContent = msg("js_reload_incidents"); }
       return;
     }
     var source = new EventSource(table.getAttribute("data-live-board"));
     source.addEventListener("incidents", function () {
       window.htmx.ajax("GET", "/er/rows", { target: "#er-rows", swap: "outerHTML" });
-      say("The board was updated.");
+      say(msg("js_board_updated"));
     });
     source.addEventListener("lastdata", function (event) {
       var last = JSON.parse(event.data);
@@ -71,7 +101,7 @@
     });
     source.onerror = function () {
       if (source.readyState === EventSource.CLOSED && note) {
-        note.textContent = "Live updates stopped; reload the page.";
+        note.textContent = msg("js_live_stopped");
       }
     };
   }
@@ -80,10 +110,10 @@
   function makeChart(config, chart) {
     var box = document.getElementById("chart-" + chart.id);
     if (!box || !window.uPlot) { return null; }
-    var series = [{ label: "time" }];
+    var series = [{ label: config.timeLabel || "time" }];
     chart.metrics.forEach(function (metric, i) {
       series.push({
-        label: metric.replace("bp_", "") + " (" + chart.unit + ")",
+        label: (chart.labels ? chart.labels[i] : metric.replace("bp_", "")) + " (" + chart.unit + ")",
         stroke: COLOURS[i % COLOURS.length],
         dash: DASHES[i % DASHES.length],
         width: 2,
@@ -135,7 +165,7 @@
     var valueNode = item.querySelector(".value");
     var whenNode = item.querySelector(".when");
     if (valueNode) {
-      valueNode.textContent = value === null ? "no value" : value >= 20 ? value.toFixed(0) : value.toFixed(1);
+      valueNode.textContent = value === null ? msg("er_no_value_short") : value >= 20 ? value.toFixed(0) : value.toFixed(1);
     }
     if (whenNode) {
       whenNode.textContent = new Date(t * 1000).toLocaleTimeString("en-GB", { timeZone: config.zone });
@@ -157,7 +187,7 @@
     var note = document.getElementById("live-note");
     if (!side) { return; }
     if (!window.EventSource) {
-      if (note) { note.textContent = "Reload the page for new vitals."; }
+      if (note) { note.textContent = msg("js_reload_vitals"); }
       return;
     }
     var source = new EventSource(side.getAttribute("data-live-incident"));
@@ -185,12 +215,12 @@
       if (window.htmx) {
         window.htmx.ajax("GET", side.getAttribute("data-refresh"),
           { target: "#incident-live-part", swap: "outerHTML" });
-        say("Pre-alerts or timeline changed.");
+        say(msg("js_prealerts_changed"));
       }
     });
     source.onerror = function () {
       if (source.readyState === EventSource.CLOSED && note) {
-        note.textContent = "Live updates stopped; reload the page.";
+        note.textContent = msg("js_live_stopped");
       }
     };
   }
