@@ -43,10 +43,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import Field
 
 from alert_rules.pathways import assess_pathways
+from ingest_service.consumer import persistent_consumer
 from ingest_service.handoff_fhir import build_handoff_bundle, bundle_json
 from ingest_service.schema import migrate
 from ingest_service.sealing import PayloadOpener
@@ -151,14 +151,7 @@ class HandoffService:
         self._vitals_seen: dict[str, datetime] = {}
         #: incident -> newest incidents.updated_at already judged (API/CLI writes included).
         self._updates_seen: dict[str, datetime] = {}
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.handoff_client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-            manual_ack=True,
-        )
-        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self._client = persistent_consumer(settings.handoff_client_id)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_disconnect = self._on_disconnect

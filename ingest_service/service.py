@@ -26,12 +26,12 @@ from datetime import datetime
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
 from psycopg.errors import TransactionRollback
 from psycopg.types.json import Jsonb
 
 from alert_rules import EngineOutput
 from ingest_service import alert_lifecycle, partitions
+from ingest_service.consumer import persistent_consumer
 from ingest_service.devices import DeviceRegistry
 from ingest_service.notifier import Notifier
 from ingest_service.rules_runner import RuleRunner
@@ -124,14 +124,7 @@ class IngestService:
         # delivered it, so acks for older connections are skipped (the broker redelivers).
         self._session = 0
         self._closing = False
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.ingest_client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-            manual_ack=True,
-        )
-        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self._client = persistent_consumer(settings.ingest_client_id)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
