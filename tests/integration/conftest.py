@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from integration_support import BROKER_URL, PG_URL, make_data_dir
+from integration_support import BROKER_URL, PG_URL, free_port, make_data_dir
 from psycopg import sql
 
 from ingest_service import IngestService, IngestSettings
@@ -116,3 +116,20 @@ def ingest(ingest_settings: IngestSettings) -> Iterator[IngestService]:
     assert service.wait_ready(10), "the ingest service could not subscribe"
     yield service
     service.stop()
+
+
+@pytest.fixture
+def private_broker() -> Iterator[services.BrokerProcess]:
+    """A mosquitto of the test's own on a free port, for tests that kill or starve it."""
+    mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
+    assert mosquitto is not None, "mosquitto is not installed"
+    root = make_data_dir()
+    process = services.BrokerProcess(
+        "mosquitto", host="127.0.0.1", port=free_port(), data_dir=root, mosquitto=Path(mosquitto)
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        shutil.rmtree(root, ignore_errors=True)

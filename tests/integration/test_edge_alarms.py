@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
-from integration_support import count, free_port, make_data_dir, wait_for
+from integration_support import count, wait_for
 
 from edge_agent import EdgeAgent, LinkBackoff, LocalAlarmSettings
 from ingest_service import IngestService, IngestSettings
@@ -29,21 +29,6 @@ MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sb
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed")
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 GATEWAY = "gw-alarm"
-
-
-@pytest.fixture
-def private_broker() -> Iterator[BrokerProcess]:
-    root = make_data_dir()
-    assert MOSQUITTO is not None
-    process = BrokerProcess(
-        "mosquitto", host="127.0.0.1", port=free_port(), data_dir=root, mosquitto=Path(MOSQUITTO)
-    )
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def reading(device: str, metric: str, value: float, unit: str, seconds: int) -> Reading:

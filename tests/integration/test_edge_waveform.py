@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import shutil
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
-from integration_support import count, free_port, make_data_dir, wait_for
+from integration_support import count, wait_for
 
 from edge_agent import AgentSettings, EdgeAgent, LinkBackoff, LocalAlarmSettings
 from edge_agent.ambulance import (
@@ -44,21 +44,6 @@ MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sb
 MITDB_100 = Path("/work/shared/data/mitdb_af_and_nsr/100")
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed")
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture
-def private_broker() -> Iterator[BrokerProcess]:
-    root = make_data_dir()
-    assert MOSQUITTO is not None
-    process = BrokerProcess(
-        "mosquitto", host="127.0.0.1", port=free_port(), data_dir=root, mosquitto=Path(MOSQUITTO)
-    )
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def ingest_on(broker: BrokerProcess, database_url: str, prefix: str) -> IngestService:

@@ -23,14 +23,14 @@ from __future__ import annotations
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
-from integration_support import count, free_port, make_data_dir, wait_for
+from integration_support import count, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent import AgentSettings, EdgeAgent, LinkBackoff
@@ -48,21 +48,6 @@ INCIDENT = "sim-inc-mountain"
 SUBJECT = "tmp-5e0c71"
 DEVICE = f"{GATEWAY}-monitor"
 VITALS = {"heart_rate": ("/min", 96.0), "spo2": ("%", 93.0), "respiratory_rate": ("/min", 22.0)}
-
-
-@pytest.fixture
-def private_broker() -> Iterator[BrokerProcess]:
-    root = make_data_dir()
-    assert MOSQUITTO is not None
-    process = BrokerProcess(
-        "mosquitto", host="127.0.0.1", port=free_port(), data_dir=root, mosquitto=Path(MOSQUITTO)
-    )
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def monitor_capture(start: datetime) -> list[Reading | WaveformSnippet]:
