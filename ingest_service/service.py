@@ -400,8 +400,8 @@ class IngestService:
             if message.session == self._session:
                 self._client.ack(message.mid, message.qos)
         self._confirm_to_gateways(deliveries)
-        self._confirm_events(event_acks)
-        self._confirm_events(wave_acks)
+        self._send_acks(event_acks)
+        self._send_acks(wave_acks)
         if judged is not None:
             self._notifier.submit(judged.alerts)
         self.counters.messages += len(messages)
@@ -458,9 +458,10 @@ class IngestService:
             if isinstance(delivery.outcome, AcceptedBatch):
                 batch = delivery.outcome.batch
                 by_gateway[batch.gateway].append(batch.batch_id)
-        self._confirm_events(by_gateway)
+        self._send_acks(by_gateway)
 
-    def _confirm_events(self, acks: dict[str, list[str]]) -> None:
+    def _send_acks(self, acks: dict[str, list[str]]) -> None:
+        """One BatchAck per gateway for the batch ids it may now drop from its outbox."""
         for gateway, batch_ids in acks.items():
             ack = BatchAck(batch_ids=tuple(batch_ids), committed_at=now_utc())
             topic = gateway_topic(gateway, "ack", self.settings.topic_prefix)
