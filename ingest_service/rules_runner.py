@@ -112,13 +112,16 @@ class RuleRunner:
 
         Runs inside the caller's transaction; call :meth:`adopt` after the commit.
         """
-        observations = [
-            Observation(r.subject, r.metric, r.time.timestamp(), r.value) for r in readings
-        ]
-        # Stale-data rules of subjects absent from this batch wait for the tick (``readings``
-        # empty): sweeping the whole fleet on every commit would cost O(subjects) per batch.
+        return self.judge_observations(conn, [observation(r) for r in readings], now)
+
+    def judge_observations(
+        self, conn: Connection, observations: Sequence[Observation], now: datetime
+    ) -> EngineOutput:
+        """:meth:`judge` for the engine's own view of readings (what the rule inbox holds)."""
+        # Stale-data rules of subjects absent from this batch wait for the tick (no
+        # observations): sweeping the whole fleet on every call would cost O(subjects).
         output = run(
-            observations, self.state, now.timestamp(), self.rules, sweep_absent=not readings
+            observations, self.state, now.timestamp(), self.rules, sweep_absent=not observations
         )
         write_alerts(conn, output.alerts)
         for cleared in output.cleared:
@@ -154,6 +157,11 @@ class RuleRunner:
         written = len(part)
         self._dirty.clear()
         return written
+
+
+def observation(reading: Reading) -> Observation:
+    """The engine's view of a reading: (subject, metric, POSIX time, value)."""
+    return Observation(reading.subject, reading.metric, reading.time.timestamp(), reading.value)
 
 
 def write_alerts(conn: Connection, alerts: Sequence[Alert]) -> None:

@@ -561,6 +561,22 @@ CREATE INDEX login_failures_key ON login_failures (dimension, key, failed_at DES
 CREATE INDEX login_failures_failed_at ON login_failures (failed_at);
 """,
     ),
+    (
+        14,
+        "rule inbox: first-time readings wait here for the one rules consumer",
+        """
+-- Each ingest transaction appends the first-time readings it stored (subject, metric, POSIX
+-- time, value) as one row; the rules consumer (ingest_service.rule_consumer) judges them and
+-- deletes the row in the transaction that writes the alerts: every stored reading is judged
+-- once, by one engine that sees each subject's whole stream, however many ingest workers
+-- share the broker subscription (docs/ingest.md, "Parallel workers").
+CREATE TABLE rule_inbox (
+    id            bigserial    PRIMARY KEY,
+    committed_at  timestamptz  NOT NULL,
+    observations  json         NOT NULL
+);
+""",
+    ),
 )
 
 _READINGS_COLUMNS = """

@@ -29,12 +29,10 @@ import psycopg
 from psycopg.errors import TransactionRollback
 from psycopg.types.json import Jsonb
 
-from alert_rules import EngineOutput
-from ingest_service import alert_lifecycle, partitions
+from ingest_service import partitions, rule_consumer
 from ingest_service.consumer import persistent_consumer
 from ingest_service.devices import DeviceRegistry
-from ingest_service.notifier import Notifier
-from ingest_service.rules_runner import RuleRunner
+from ingest_service.rule_consumer import RuleConsumer
 from ingest_service.schema import DatabaseKind, migrate
 from ingest_service.sealing import PayloadOpener
 from ingest_service.settings import IngestSettings
@@ -51,7 +49,6 @@ from vitals import (
     EventBatch,
     GatewayStatus,
     PayloadError,
-    Reading,
     decode,
     encode,
     gateway_topic,
@@ -94,7 +91,6 @@ class IngestCounters:
     stored: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
-    alerts: int = 0
     commits: int = 0
     events: int = 0  # event batches from gateways (local alarms) stored
     waveforms: int = 0  # ECG snippets from gateways stored (first time)
@@ -112,12 +108,12 @@ class IngestService:
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._rules = RuleRunner()
+        # The one engine that judges what every worker stores (a standby in all but one).
+        self.rules = RuleConsumer(settings)
+        self._rules_stop = threading.Event()
+        self._rules_thread: threading.Thread | None = None
         # SM4 payload layer (docs/security.md): opens sealed payloads, seals our answers.
         self._opener = PayloadOpener.from_settings(settings)
-        # Alert notifications go out on their own threads after the commit (no-op without URLs).
-        self._notifier = Notifier.from_settings(settings)
-        self._next_tick = 0.0
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._ready = threading.Event()
         # Bumped on every (re)connect: a message id is only meaningful in the connection that
@@ -132,14 +128,12 @@ class IngestService:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> IngestService:
-        if self.settings.shared_group:
-            log.warning(
-                "shared group %r: the broker splits each subject's readings between workers, "
-                "so each worker's rules see part of the stream (docs/ingest.md, 'Parallel "
-                "workers'); run one worker where rules matter",
-                self.settings.shared_group,
-            )
         self._connect_database()
+        if self.settings.rules_consumer:
+            self._rules_thread = threading.Thread(
+                target=self.rules.run_until, args=(self._rules_stop,), name="rules", daemon=True
+            )
+            self._rules_thread.start()
         broker = parse_broker_url(self.settings.broker_url)
         if broker.tls:  # mqtts://: verify the broker; present the ingest identity (mTLS)
             self._client.tls_set(
@@ -153,14 +147,11 @@ class IngestService:
 
     def __exit__(self, *exc: object) -> None:
         self._closing = True
-        if self._conn is not None and not self._conn.closed:
-            try:
-                self._rules.checkpoint(self._conn, now_utc())
-            except psycopg.Error as error:
-                log.warning("could not checkpoint rule state at shutdown (%s)", error)
+        self._rules_stop.set()
+        if self._rules_thread is not None:
+            self._rules_thread.join(30)  # it checkpoints the rule state on its way out
         self._client.disconnect()
         self._client.loop_stop()
-        self._notifier.close()
         if self._conn is not None:
             self._conn.close()
 
@@ -189,7 +180,6 @@ class IngestService:
             messages = self._collect()
             if messages:
                 self._process_with_retry(self._prepare(messages), stop)
-            self._maintain()
 
     # -- MQTT callbacks (paho's thread) ------------------------------------------------------
     def _on_connect(
@@ -383,7 +373,7 @@ class IngestService:
         with conn.transaction():
             deliveries = self._devices.screen(conn, prepared.deliveries)
             result = writer.write(conn, deliveries, committed_at, rollups=False)
-            judged = self._judge(conn, result.inserted, committed_at)
+            rule_consumer.append(conn, result.inserted, committed_at)  # judged once, elsewhere
             for status in statuses:
                 upsert_gateway_status(conn, status)
             event_acks, events_bad = _store_events(conn, events, now, prefix)
@@ -394,63 +384,19 @@ class IngestService:
             writer.fold_rollups(conn, result.inserted)
             self._devices.touch(conn, deliveries, committed_at)
         # Committed: now (and only now) release the broker's copies and confirm to the edge.
-        if judged is not None:
-            self._rules.adopt(judged, {r.subject for r in result.inserted})
         for message in messages:
             if message.session == self._session:
                 self._client.ack(message.mid, message.qos)
         self._confirm_to_gateways(deliveries)
         self._send_acks(event_acks)
         self._send_acks(wave_acks)
-        if judged is not None:
-            self._notifier.submit(judged.alerts)
         self.counters.messages += len(messages)
         self.counters.stored += len(result.inserted)
         self.counters.duplicates += result.duplicates
         self.counters.dead_lettered += result.dead_lettered + events_bad + waves_bad
         self.counters.waveforms += waves_stored
         self.counters.events += sum(len(ids) for ids in event_acks.values())
-        self.counters.alerts += len(judged.alerts) if judged is not None else 0
         self.counters.commits += 1
-
-    def _judge(
-        self, conn: psycopg.Connection[tuple[object, ...]], inserted: list[Reading], now: datetime
-    ) -> EngineOutput | None:
-        """Run the rules in a savepoint: a failing rule must never stop readings being stored."""
-        try:
-            with conn.transaction():
-                return self._rules.judge(conn, inserted, now)
-        except psycopg.OperationalError:
-            raise
-        except Exception:
-            log.exception(
-                "the rules engine failed on %d readings; stored without rules", len(inserted)
-            )
-            return None
-
-    def _maintain(self) -> None:
-        """Every few seconds: stale-data rules, rule settings, state checkpoint."""
-        if time.monotonic() < self._next_tick or self._conn is None or self._writer is None:
-            return
-        self._next_tick = time.monotonic() + self.settings.rules_tick_s
-        conn = self._conn
-        try:
-            self._rules.refresh_settings(conn)
-            now = now_utc()
-            with conn.transaction():
-                judged = self._judge(conn, [], now)
-            if judged is not None:
-                self._rules.adopt(judged, ())
-                self.counters.alerts += len(judged.alerts)
-            self._rules.checkpoint(conn, now)
-            conn.commit()
-            if judged is not None:
-                self._notifier.submit(judged.alerts)  # stale-data alerts, now committed
-            # Snooze/shelve expiries, escalation, re-notification (commits on its own).
-            self._notifier.submit_lifecycle(alert_lifecycle.tick(conn, now).notices)
-        except psycopg.Error as exc:
-            log.warning("rule maintenance skipped (%s)", exc)
-            conn.rollback()
 
     def _confirm_to_gateways(self, deliveries: list[Delivery]) -> None:
         by_gateway: dict[str, list[str]] = defaultdict(list)
@@ -479,7 +425,6 @@ class IngestService:
         if self.database_kind is None:
             self.database_kind = migrate(self._conn)
             self._writer = ReadingWriter(self.database_kind)
-            self._rules.load(self._conn)
             self._conn.commit()
             if self.database_kind == "postgresql":
                 with self._conn.transaction():

@@ -54,6 +54,11 @@ class IngestSettings(PayloadSealingSettings):
     rules_tick_s: float = Field(
         5.0, gt=0, description="How often stale-data rules run and rule state is checkpointed."
     )
+    rules_consumer: bool = Field(
+        True,
+        description="Run a rules consumer in this process (one consumer leads per database, "
+        "the others stand by). Off for workers whose supervisor judges (ingest run --workers).",
+    )
     shared_group: str | None = Field(
         None,
         description="MQTT shared-subscription group ($share/<group>/...): workers in one group "

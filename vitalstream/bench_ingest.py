@@ -3,10 +3,12 @@
 1. **Ceiling**: binary COPY of N readings straight into ``readings`` (same partitioned table,
    same database, same indexes) — the fastest any writer could store them.
 2. **Full path**: the same N readings as pre-encoded batches, published over MQTT (QoS 1) as
-   fast as the broker takes them, consumed by a real ``vitalstream ingest run`` child process
-   (validate → COPY → rollups → commit → acks); with ``workers`` > 1, that many children
-   share the stream through an MQTT shared subscription.
-   Throughput = N / (first publish → last reading committed).
+   fast as the broker takes them, consumed by a real ``vitalstream ingest run --workers W``
+   child process (validate → COPY → rollups → commit → acks); with W > 1 it supervises W
+   worker processes that share the stream through an MQTT shared subscription.
+   Throughput = N / (first publish → last reading committed). The rules judge the stored
+   readings from the rule inbox alongside; ``rules_behind_s`` is how long after the last
+   commit they had judged them all (0 = they kept up).
 3. **Latency**: batches published at a fixed rate (default 10 000 readings/s) for a few
    seconds; latency per batch = commit time - publish time (``ingest_batches``).
 
@@ -34,6 +36,7 @@ from psycopg import sql
 
 from ingest_service import migrate
 from ingest_service.partitions import create, week_start
+from ingest_service.rule_consumer import pending
 from ingest_service.storage import COPY_DIRECT, COPY_TYPES, reading_row
 from vitals import Batch, Reading, encode, gateway_topic, parse_broker_url
 from vitals.broker import forget_session
@@ -121,6 +124,17 @@ def _wait_stored(url: str, expected: int, timeout_s: float) -> float:
     )
 
 
+def _wait_judged(url: str, timeout_s: float) -> float:
+    """When the rules consumer has judged every stored reading (the rule inbox is empty)."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if pending(conn) == 0:
+                return time.perf_counter()
+            time.sleep(0.1)
+        raise services.ServiceError(f"{pending(conn)} readings still unjudged after {timeout_s} s")
+
+
 def run_bench_ingest(
     database_url: str,
     broker_url: str,
@@ -154,11 +168,8 @@ def run_bench_ingest(
             ceiling = _ceiling(db.url, data)
 
             say("starting the ingest service")
-            client_ids = [f"vs-ingest-bench-{run}-{n}" for n in range(workers)]
-            ingest = [
-                _start_ingest(db.url, broker.url, prefix, client_id, workdir, workers > 1)
-                for client_id in client_ids
-            ]
+            client_id = f"vs-ingest-bench-{run}"
+            ingest = _start_ingest(db.url, broker.url, prefix, client_id, workdir, workers)
             publisher = _Publisher(broker.host, broker.port)
             topic = gateway_topic(gateway, "readings", prefix)
             try:
@@ -179,6 +190,7 @@ def run_bench_ingest(
                     publisher.publish(topic, payload)
                 finished = _wait_stored(db.url, readings, timeout_s=600)
                 throughput = readings / (finished - started)
+                rules_behind = _wait_judged(db.url, timeout_s=600) - finished
 
                 say(f"latency: {rate:.0f} readings/s for {latency_seconds:.0f} s")
                 latency_start = start + timedelta(hours=1)
@@ -189,11 +201,11 @@ def run_bench_ingest(
                 latency = _latency(db.url)
             finally:
                 publisher.close()
-                for proc in ingest:
-                    proc.terminate()
-                for proc, client_id in zip(ingest, client_ids, strict=True):
-                    proc.wait(30)
-                    forget_session(parse_broker_url(broker.url), client_id)
+                ingest.terminate()
+                ingest.wait(60)
+                sessions = [f"{client_id}-{n}" for n in range(workers)] if workers > 1 else []
+                for session in sessions or [client_id]:
+                    forget_session(parse_broker_url(broker.url), session)
         finally:
             _drop(db.url, name)
             shutil.rmtree(workdir, ignore_errors=True)
@@ -202,6 +214,7 @@ def run_bench_ingest(
         "ceiling_readings_per_s": round(ceiling, 1),
         "ratio": round(throughput / ceiling, 3),
         "latency_ms": latency,
+        "rules_behind_s": round(rules_behind, 2),
         "readings": readings,
         "latency_rate_readings_per_s": rate,
         "batch_size": batch_size,
@@ -212,7 +225,7 @@ def run_bench_ingest(
 
 
 def _start_ingest(
-    db_url: str, broker_url: str, prefix: str, client_id: str, workdir: Path, shared: bool
+    db_url: str, broker_url: str, prefix: str, client_id: str, workdir: Path, workers: int
 ) -> subprocess.Popen[bytes]:
     ready = workdir / f"{client_id}.ready"
     env = dict(os.environ)
@@ -222,8 +235,6 @@ def _start_ingest(
         "VITALSTREAM_TOPIC_PREFIX": prefix,
         "VITALSTREAM_INGEST_CLIENT_ID": client_id,
     }
-    if shared:
-        env["VITALSTREAM_SHARED_GROUP"] = "bench"
     log_file = (workdir / f"{client_id}.log").open("ab")
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [
@@ -236,6 +247,8 @@ def _start_ingest(
             str(ready),
             "--log-level",
             "WARNING",
+            "--workers",
+            str(workers),
         ],
         env=env,
         stdout=log_file,

@@ -149,6 +149,13 @@ def test_metrics_in_prometheus_format(database_url: str, tmp_path: Path) -> None
     )
     with psycopg.connect(database_url) as conn, conn.transaction():
         dead_letter_message(conn, "t", b"x", now, None, "malformed", "bad")
+        conn.execute(  # three readings waiting 30 s for a rules consumer that is not running
+            "INSERT INTO rule_inbox (committed_at, observations) VALUES (%s, %s::json)",
+            (
+                now - timedelta(seconds=30),
+                '[["s","spo2",1,97],["s","spo2",2,96],["s","spo2",3,null]]',
+            ),
+        )
     with api_client(database_url, tmp_path) as client:
         response = client.get("/metrics")
     assert response.status_code == 200
@@ -165,6 +172,8 @@ def test_metrics_in_prometheus_format(database_url: str, tmp_path: Path) -> None
     assert values["vitalstream_dead_letters_total"] == 1
     assert values["vitalstream_ingest_readings_inserted_total"] == 1289
     assert values["vitalstream_readings_estimate"] >= 0
+    assert values["vitalstream_rules_backlog_readings"] == 3
+    assert 29 <= values["vitalstream_rules_backlog_seconds"] < 60
 
 
 def test_metrics_token_when_configured(database_url: str, tmp_path: Path) -> None:

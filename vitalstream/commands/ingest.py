@@ -12,6 +12,7 @@ import typer
 
 from ingest_service import IngestService, IngestSettings
 from ingest_service.service import tune_garbage_collector
+from vitalstream.ingest_workers import follow_supervisor, supervise
 from vitalstream.output import configure_logging, console
 
 ingest_app = typer.Typer(
@@ -49,11 +50,20 @@ def run_command(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes sharing the stream through an MQTT shared subscription "
+            "(group VITALSTREAM_SHARED_GROUP, default 'ingest'); about one per CPU core. Each "
+            "gets the client id <client-id>-<n>. One rules consumer judges for all of them.",
+        ),
+    ] = 1,
 ) -> None:
     """Consume readings until SIGTERM/SIGINT; every message is acked only after its commit.
 
     Example: ``VITALSTREAM_DATABASE_URL=postgresql://postgres@127.0.0.1/vitalstream
-    vitalstream ingest run``
+    vitalstream ingest run --workers 2``
     """
     configure_logging(log_level)
     overrides = {
@@ -74,6 +84,10 @@ def run_command(
 
     signal.signal(signal.SIGTERM, _graceful)
     signal.signal(signal.SIGINT, _graceful)
+    if workers > 1:
+        supervise(settings, workers, ready_file, log_level, stop)
+        return
+    follow_supervisor(stop)
     with IngestService(settings) as service:
         if not service.wait_ready(30):
             console.print(

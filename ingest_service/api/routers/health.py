@@ -41,7 +41,9 @@ SELECT (SELECT count(*) FROM dead_letters),
        (SELECT coalesce(sum(duplicates), 0) FROM ingest_batches),
        (SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)
           FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = 'readings'::regclass)
+         WHERE i.inhparent = 'readings'::regclass),
+       (SELECT coalesce(sum(json_array_length(observations)), 0) FROM rule_inbox),
+       (SELECT extract(epoch FROM now() - min(committed_at)) FROM rule_inbox)
 """
 
 
@@ -74,7 +76,7 @@ def collect(conn: Connection) -> list[Sample]:
         totals = conn.execute(_TOTALS).fetchone()
     assert window is not None and totals is not None
     batches, readings, biggest, since_commit, commit_delay = window
-    dead, dead_pending, inserted, duplicates, estimate = totals
+    dead, dead_pending, inserted, duplicates, estimate, unjudged, unjudged_age = totals
 
     def num(value: object) -> float | None:
         return None if value is None else float(str(value))
@@ -147,6 +149,19 @@ def collect(conn: Connection) -> list[Sample]:
             "Rows in readings per the planner statistics (pg_class.reltuples; 0 until "
             "ANALYZE/autovacuum has seen a partition).",
             float(estimate),
+        ),
+        Sample(
+            "vitalstream_rules_backlog_readings",
+            "gauge",
+            "Readings stored but not judged by the rules consumer yet (rule_inbox).",
+            float(str(unjudged)),
+        ),
+        Sample(
+            "vitalstream_rules_backlog_seconds",
+            "gauge",
+            "Age of the oldest reading waiting for the rules (0 when none waits; a growing "
+            "value means no rules consumer is running).",
+            num(unjudged_age) or 0.0,
         ),
     ]
 
