@@ -119,7 +119,7 @@ def _hold_back(delivery: Delivery, unknown: set[str]) -> Delivery:
     kept = tuple(r for r in outcome.readings if r.device not in unknown)
     rejected = tuple(
         RejectedReading(
-            r,
+            r.to_model(),
             "unknown_device",
             f"device {r.device!r} is not registered; register it with `vitalstream device "
             "register` and replay the dead letters",

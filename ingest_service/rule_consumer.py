@@ -36,7 +36,8 @@ from ingest_service import alert_lifecycle
 from ingest_service.notifier import Notifier
 from ingest_service.rules_runner import RuleRunner
 from ingest_service.settings import IngestSettings
-from vitals import Reading, now_utc
+from vitals import now_utc
+from vitals.wire import ReadingLike
 
 log = logging.getLogger("vitalstream.ingest.rules")
 
@@ -48,11 +49,12 @@ CHANNEL = "vs_rule_inbox"
 LEADER_LOCK = 0x76_73_72_6C
 #: Inbox rows judged per transaction (each holds one ingest transaction's readings).
 _ROWS_PER_DRAIN = 20
+_make = tuple.__new__
 #: Longest wait between looks at the inbox when no notification arrives.
 _POLL_S = 0.5
 
 
-def append(conn: Connection, readings: Sequence[Reading], committed_at: datetime) -> None:
+def append(conn: Connection, readings: Sequence[ReadingLike], committed_at: datetime) -> None:
     """Queue first-time ``readings`` for the rules (inside the ingest transaction)."""
     if not readings:
         return
@@ -140,8 +142,10 @@ class RuleConsumer:
                 if not rows:
                     return
                 # Written by :func:`append` alone: [subject, metric, POSIX time, value|null].
-                observations = [
-                    Observation(*item)
+                # tuple.__new__ builds the named tuples in C (the generated __new__ is a
+                # Python function and cost as much as the engine itself).
+                observations: list[Observation] = [
+                    _make(Observation, item)
                     for _, queued in rows
                     for item in cast("list[list[Any]]", queued)
                 ]

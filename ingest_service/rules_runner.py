@@ -38,7 +38,8 @@ from alert_rules import (
 )
 from alert_rules.state import STATE_FORMAT
 from ingest_service import audit
-from vitals import Alert, Reading
+from vitals import Alert
+from vitals.wire import ReadingLike
 
 log = logging.getLogger("vitalstream.ingest.rules")
 
@@ -107,7 +108,9 @@ class RuleRunner:
         self._settings_stamp = stamp
 
     # -- judging ---------------------------------------------------------------------------
-    def judge(self, conn: Connection, readings: Sequence[Reading], now: datetime) -> EngineOutput:
+    def judge(
+        self, conn: Connection, readings: Sequence[ReadingLike], now: datetime
+    ) -> EngineOutput:
         """Run the engine on first-time readings and write alerts and clearances.
 
         Runs inside the caller's transaction; call :meth:`adopt` after the commit.
@@ -159,7 +162,7 @@ class RuleRunner:
         return written
 
 
-def observation(reading: Reading) -> Observation:
+def observation(reading: ReadingLike) -> Observation:
     """The engine's view of a reading: (subject, metric, POSIX time, value)."""
     return Observation(reading.subject, reading.metric, reading.time.timestamp(), reading.value)
 

@@ -22,6 +22,7 @@ from ingest_service import partitions
 from ingest_service.schema import DatabaseKind
 from ingest_service.validate import AcceptedBatch, RejectedMessage
 from vitals import Alert, GatewayStatus, Reading, encode
+from vitals.wire import ReadingLike
 
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS staging_readings (
@@ -105,7 +106,7 @@ class Delivery:
 class WriteResult:
     """What one transaction did."""
 
-    inserted: list[Reading] = field(default_factory=list)
+    inserted: list[ReadingLike] = field(default_factory=list)
     duplicates: int = 0
     dead_lettered: int = 0
 
@@ -157,7 +158,7 @@ class ReadingWriter:
             self.fold_rollups(conn, result.inserted)
         return result
 
-    def fold_rollups(self, conn: Connection, inserted: list[Reading]) -> None:
+    def fold_rollups(self, conn: Connection, inserted: list[ReadingLike]) -> None:
         """Fold first-time readings into the plain path's rollup tables (Timescale's
         continuous aggregates need nothing)."""
         if self.kind == "postgresql":
@@ -205,7 +206,7 @@ def _store(conn: Connection, rows: list[tuple[object, ...]]) -> set[Key] | None:
         return {(str(d), str(m), t) for d, m, t in cur.fetchall() if isinstance(t, datetime)}
 
 
-def _update_rollups(conn: Connection, readings: list[Reading]) -> None:
+def _update_rollups(conn: Connection, readings: list[ReadingLike]) -> None:
     """Fold first-time readings with a value into the 5-minute and 1-hour rollup tables.
 
     Buckets are aligned to the Unix epoch in UTC, like ``date_bin``/``time_bucket``. Readings
@@ -397,7 +398,7 @@ def dead_letter_message(
 
 
 def reading_row(
-    reading: Reading, gateway: str, batch_id: str, received_at: datetime
+    reading: ReadingLike, gateway: str, batch_id: str, received_at: datetime
 ) -> tuple[object, ...]:
     """One ``readings`` row in ``COPY_COLUMNS`` order (the benchmark's ceiling uses it too)."""
     return (

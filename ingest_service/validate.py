@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from vitals import Batch, PayloadError, Reading, decode, metric, parse_topic
+from vitals import PayloadError, Reading, metric, parse_topic
+from vitals.wire import WireBatch, WireReading, decode_batch
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 STALE_AFTER = timedelta(days=30)
@@ -25,7 +26,7 @@ STALE_AFTER = timedelta(days=30)
 class RejectedReading:
     """One reading of a batch that goes to the dead letters, with the reason."""
 
-    reading: Reading
+    reading: Reading  # the model: a dead letter holds the reading encoded as the contract
     kind: str
     detail: str
 
@@ -34,8 +35,8 @@ class RejectedReading:
 class AcceptedBatch:
     """A decoded batch split into readings to store and readings to dead-letter."""
 
-    batch: Batch
-    readings: tuple[Reading, ...]
+    batch: WireBatch
+    readings: tuple[WireReading, ...]
     rejected: tuple[RejectedReading, ...]
 
 
@@ -57,7 +58,7 @@ def validate_message(
     except PayloadError as exc:
         return RejectedMessage(None, exc.kind, exc.detail)
     try:
-        batch = decode(payload, Batch)
+        batch = decode_batch(payload)
     except PayloadError as exc:
         return RejectedMessage(gateway, exc.kind, exc.detail)
     if batch.gateway != gateway:
@@ -66,30 +67,25 @@ def validate_message(
             "gateway_mismatch",
             f"batch claims gateway {batch.gateway!r} but was published under {gateway!r}",
         )
-    good: list[Reading] = []
+    good: list[WireReading] = []
     bad: list[RejectedReading] = []
+    future, stale = now + FUTURE_TOLERANCE, now - STALE_AFTER
     for reading in batch.readings:
         spec = metric(reading.metric)
-        if reading.value is not None and not spec.is_plausible(reading.value):
+        value = reading.value
+        if value is not None and not spec.is_plausible(value):
             bad.append(
                 RejectedReading(
-                    reading,
+                    reading.to_model(),
                     "implausible",
-                    f"{reading.metric} = {reading.value:g} {spec.unit} is outside the plausible "
+                    f"{reading.metric} = {value:g} {spec.unit} is outside the plausible "
                     f"range {spec.plausible_min:g}..{spec.plausible_max:g}",
                 )
             )
-            continue
-        flags = _time_flags(reading.time, now)
-        good.append(
-            reading.model_copy(update={"quality": (*reading.quality, *flags)}) if flags else reading
-        )
+        elif reading.time > future:
+            good.append(reading.with_quality("future_time"))
+        elif reading.time < stale:
+            good.append(reading.with_quality("stale_time"))
+        else:
+            good.append(reading)
     return AcceptedBatch(batch, tuple(good), tuple(bad))
-
-
-def _time_flags(moment: datetime, now: datetime) -> tuple[str, ...]:
-    if moment > now + FUTURE_TOLERANCE:
-        return ("future_time",)
-    if moment < now - STALE_AFTER:
-        return ("stale_time",)
-    return ()

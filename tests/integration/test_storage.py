@@ -71,19 +71,10 @@ def test_rollups_count_each_reading_once_and_skip_no_values(database_url: str) -
     with psycopg.connect(database_url) as conn:
         migrate(conn)
         writer = ReadingWriter("postgresql")
-        first = deliver(reading(0.5, 90), reading(1.5, 94), reading(2.0, None))
+        readings = (reading(0.5, 90), reading(1.5, 94), reading(2.0, None))
         for batch_id in ("b1", "b2"):  # the second delivery is a re-send: all duplicates
             with conn.transaction():
-                writer.write(
-                    conn,
-                    [
-                        deliver(
-                            *first.outcome.batch.readings,  # type: ignore[union-attr]
-                            batch_id=batch_id,
-                        )
-                    ],
-                    NOW,
-                )
+                writer.write(conn, [deliver(*readings, batch_id=batch_id)], NOW)
         five = conn.execute(
             "SELECT bucket, n, sum, min, max FROM readings_5min ORDER BY bucket"
         ).fetchall()
