@@ -113,12 +113,27 @@ def _count(url: str) -> int:
     return int(str(row[0])) if row else 0
 
 
+def _committed(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+    # ingest_batches gets one row per batch in the transaction that stores its readings: a
+    # cheap exact count to poll. count(*) over readings, polled every 0.1 s, scanned up to
+    # 400 000 rows each time and took CPU from the path being measured.
+    row = conn.execute("SELECT coalesce(sum(inserted), 0) FROM ingest_batches").fetchone()
+    return int(str(row[0])) if row else 0
+
+
 def _wait_stored(url: str, expected: int, timeout_s: float) -> float:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if _count(url) >= expected:
-            return time.perf_counter()
-        time.sleep(0.1)
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if _committed(conn) >= expected:
+                finished = time.perf_counter()
+                stored = _count(url)
+                if stored != expected:
+                    raise services.ServiceError(
+                        f"{stored} readings stored where {expected} were published"
+                    )
+                return finished
+            time.sleep(0.05)
     raise services.ServiceError(
         f"only {_count(url)} of {expected} readings were stored within {timeout_s:.0f} s"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -35,11 +36,14 @@ def bench_ingest_command(
     rate: Annotated[float, typer.Option(help="Readings/s for the latency run.")] = 10_000.0,
     latency_seconds: Annotated[float, typer.Option(help="Length of the latency run.")] = 10.0,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
-            min=1, max=16, help="Ingest worker processes (a shared subscription splits the stream)."
+            min=1,
+            max=16,
+            help="Ingest worker processes (`ingest run --workers`; a shared subscription splits "
+            "the stream). Default: one per CPU core, the deployment docs/ingest.md recommends.",
         ),
-    ] = 1,
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Full ingest path (MQTT -> validate -> dedup -> commit) vs a binary-COPY ceiling.
@@ -61,7 +65,7 @@ def bench_ingest_command(
                 batch_size=batch_size,
                 rate=rate,
                 latency_seconds=latency_seconds,
-                workers=workers,
+                workers=workers or min(os.cpu_count() or 1, 16),
                 progress=status.update,
             )
     except ServiceError as exc:
