@@ -100,6 +100,9 @@ class RuleConsumer:
                 except psycopg.Error as exc:  # lost, or not migrated yet: the inbox waits
                     log.error("the rules consumer lost the database (%s); retrying in 1 s", exc)
                     stop.wait(1.0)
+                except Exception:  # a bug: say so loudly, never let judging stop for good
+                    log.exception("the rules consumer failed; restarting it in 1 s")
+                    stop.wait(1.0)
                 finally:
                     self.leading.clear()
         finally:

@@ -1,4 +1,4 @@
-"""Runs the pure rules engine inside the ingest service: state, settings, alerts, clearances.
+"""Runs the pure rules engine for the rules consumer: state, settings, alerts, clearances.
 
 - **Rule settings** come from ``subject_rules`` (a doctor's packs, targets and disabled rules
   per patient) and are reloaded when that table changes; everyone else gets the default packs.
@@ -6,7 +6,8 @@
   ``rule_state`` every few seconds and at shutdown, then reloaded at start-up. A crash loses
   at most one checkpoint interval of memory: a sustained condition may then be confirmed a
   little later, and the ``alerts_one_open`` index still refuses a second open alert.
-- **Alerts** are inserted in the same transaction as the readings that raised them;
+- **Alerts** are inserted in the caller's transaction - the rules consumer's, which also
+  deletes the judged rows of ``rule_inbox`` (:mod:`ingest_service.rule_consumer`);
   **clearances** (the condition went back past its hysteresis margin) are stamped on the open
   alert and written to the audit log. Resolution by a clinician is the lifecycle's business.
 - **Stale-data rules** need time to pass without readings: :meth:`RuleRunner.tick` runs the

@@ -1,4 +1,8 @@
-"""The ingest service: MQTT in, PostgreSQL out, rules, acknowledgements after commit.
+"""The ingest service: MQTT in, PostgreSQL out, acknowledgements after commit.
+
+Each transaction also queues its first-time readings for the rules (``rule_inbox``); the
+rules consumer (:mod:`ingest_service.rule_consumer`, a thread here that leads or stands by)
+judges them for every worker.
 
 Delivery guarantee (docs/reliability.md): the service subscribes with a persistent session
 (clean_session=False, fixed client id) and paho-mqtt's *manual* acknowledgement, so the

@@ -21,7 +21,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from ingest_service.storage import COPY_DIRECT, COPY_TYPES, reading_row
 from vitals import Batch, Reading, encode, gateway_topic, parse_broker_url
 from vitals.broker import forget_session
 from vitalstream import services
+from vitalstream.ingest_workers import start_ingest
 
 log = logging.getLogger("vitalstream.bench")
 
@@ -139,6 +139,12 @@ def _wait_stored(url: str, expected: int, timeout_s: float) -> float:
     )
 
 
+def default_workers(broker_name: str) -> int:
+    """One worker per CPU core where the broker shares subscriptions, else one."""
+    shares = broker_name.lower().startswith(("mosquitto", "emqx"))
+    return min(os.cpu_count() or 1, 16) if shares else 1
+
+
 def _wait_judged(url: str, timeout_s: float) -> float:
     """When the rules consumer has judged every stored reading (the rule inbox is empty)."""
     deadline = time.monotonic() + timeout_s
@@ -159,7 +165,7 @@ def run_bench_ingest(
     batch_size: int = 500,
     rate: float = 10_000.0,
     latency_seconds: float = 10.0,
-    workers: int = 1,
+    workers: int | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Measure and return the CONTRACTS.md ``bench ingest`` object."""
@@ -182,7 +188,9 @@ def run_bench_ingest(
             say(f"ceiling: binary COPY of {readings} readings")
             ceiling = _ceiling(db.url, data)
 
-            say("starting the ingest service")
+            if workers is None:
+                workers = default_workers(broker.name)
+            say(f"starting the ingest service ({workers} worker(s))")
             client_id = f"vs-ingest-bench-{run}"
             ingest = _start_ingest(db.url, broker.url, prefix, client_id, workdir, workers)
             publisher = _Publisher(broker.host, broker.port)
@@ -250,24 +258,14 @@ def _start_ingest(
         "VITALSTREAM_TOPIC_PREFIX": prefix,
         "VITALSTREAM_INGEST_CLIENT_ID": client_id,
     }
-    log_file = (workdir / f"{client_id}.log").open("ab")
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [
-            sys.executable,
-            "-m",
-            "vitalstream",
-            "ingest",
-            "run",
-            "--ready-file",
-            str(ready),
-            "--log-level",
-            "WARNING",
-            "--workers",
-            str(workers),
-        ],
-        env=env,
-        stdout=log_file,
-        stderr=log_file,
+    proc = start_ingest(
+        env,
+        ready,
+        "--log-level",
+        "WARNING",
+        "--workers",
+        str(workers),
+        log_file=workdir / f"{client_id}.log",
     )
     deadline = time.monotonic() + 60
     while not ready.exists():

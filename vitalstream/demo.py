@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -40,6 +39,7 @@ from ingest_service import migrate
 from vitals import Reading, gateway_topic, now_utc, parse_broker_url
 from vitals.broker import forget_session
 from vitalstream import services
+from vitalstream.ingest_workers import start_ingest
 
 log = logging.getLogger("vitalstream.demo")
 
@@ -126,22 +126,7 @@ class IngestSupervisor:
         return True
 
     def _spawn(self) -> None:
-        self._ready.unlink(missing_ok=True)
-        with self._log.open("ab") as logfile:
-            self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [
-                    sys.executable,
-                    "-m",
-                    "vitalstream",
-                    "ingest",
-                    "run",
-                    "--ready-file",
-                    str(self._ready),
-                ],
-                env=self._env,
-                stdout=logfile,
-                stderr=logfile,
-            )
+        self._proc = start_ingest(self._env, self._ready, log_file=self._log)
 
     def _supervise(self) -> None:
         while not self._stopping.wait(0.2):

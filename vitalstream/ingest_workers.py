@@ -37,6 +37,21 @@ SUPERVISOR_ENV = "VITALSTREAM_INGEST_SUPERVISOR"
 _READY_TIMEOUT_S = 60.0
 
 
+def start_ingest(
+    env: dict[str, str], ready: Path, *options: str, log_file: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m vitalstream ingest run --ready-file READY OPTIONS`` with ``env``; it
+    creates ``ready`` once subscribed. Output goes to ``log_file`` (appended) or ours."""
+    ready.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "vitalstream", "ingest", "run", "--ready-file", str(ready)]
+    if log_file is None:
+        return subprocess.Popen([*command, *options], env=env)  # noqa: S603 - our own module
+    with log_file.open("ab") as output:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [*command, *options], env=env, stdout=output, stderr=output
+        )
+
+
 def supervise(
     settings: IngestSettings,
     workers: int,
@@ -58,20 +73,11 @@ def supervise(
 
     def spawn(n: int) -> subprocess.Popen[bytes]:
         ready = workdir / f"worker-{n}.ready"
-        ready.unlink(missing_ok=True)
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable,
-                "-m",
-                "vitalstream",
-                "ingest",
-                "run",
-                "--ready-file",
-                str(ready),
-                "--log-level",
-                log_level,
-            ],
-            env=env | {"VITALSTREAM_INGEST_CLIENT_ID": f"{settings.ingest_client_id}-{n}"},
+        proc = start_ingest(
+            env | {"VITALSTREAM_INGEST_CLIENT_ID": f"{settings.ingest_client_id}-{n}"},
+            ready,
+            "--log-level",
+            log_level,
         )
         deadline = time.monotonic() + _READY_TIMEOUT_S
         while not ready.exists():

@@ -36,6 +36,22 @@ def one_spo2(gateway: str, subject: str, minute: int, value: float) -> bytes:
     )
 
 
+def two_workers(settings: IngestSettings, client_id: str) -> list[IngestService]:
+    """Two ingest workers in one shared group, client ids ``<client_id>0`` and ``1``."""
+    return [
+        IngestService(
+            settings.model_copy(
+                update={
+                    "shared_group": "rc",
+                    "ingest_client_id": f"{client_id}{n}",
+                    "rules_tick_s": 0.2,
+                }
+            )
+        )
+        for n in range(2)
+    ]
+
+
 def test_two_workers_split_a_stream_and_one_engine_judges_all_of_it(
     ingest_settings: IngestSettings, broker: BrokerAddress, topic_prefix: str
 ) -> None:
@@ -51,18 +67,7 @@ def test_two_workers_split_a_stream_and_one_engine_judges_all_of_it(
         assert holder.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone() == (
             True,
         )
-        workers = [
-            IngestService(
-                ingest_settings.model_copy(
-                    update={
-                        "shared_group": "rc",
-                        "ingest_client_id": f"{topic_prefix}-w{n}",
-                        "rules_tick_s": 0.2,
-                    }
-                )
-            )
-            for n in range(2)
-        ]
+        workers = two_workers(ingest_settings, f"{topic_prefix}-w")
         try:
             for worker in workers:
                 worker.start()
@@ -98,18 +103,7 @@ def test_a_standby_consumer_takes_over_when_the_leader_stops(
     url = ingest_settings.database_url
     gateway = f"{topic_prefix}-gw"
     subject = f"{topic_prefix}-s2"
-    workers = [
-        IngestService(
-            ingest_settings.model_copy(
-                update={
-                    "shared_group": "rc",
-                    "ingest_client_id": f"{topic_prefix}-v{n}",
-                    "rules_tick_s": 0.2,
-                }
-            )
-        )
-        for n in range(2)
-    ]
+    workers = two_workers(ingest_settings, f"{topic_prefix}-v")
     try:
         for worker in workers:
             worker.start()

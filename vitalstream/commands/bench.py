@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -41,7 +40,8 @@ def bench_ingest_command(
             min=1,
             max=16,
             help="Ingest worker processes (`ingest run --workers`; a shared subscription splits "
-            "the stream). Default: one per CPU core, the deployment docs/ingest.md recommends.",
+            "the stream). Default: one per CPU core (the deployment docs/ingest.md recommends) on "
+            "a broker with shared subscriptions (Mosquitto, EMQX), else 1.",
         ),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
@@ -65,7 +65,7 @@ def bench_ingest_command(
                 batch_size=batch_size,
                 rate=rate,
                 latency_seconds=latency_seconds,
-                workers=workers or min(os.cpu_count() or 1, 16),
+                workers=workers,
                 progress=status.update,
             )
     except ServiceError as exc:
