@@ -21,14 +21,13 @@ a repeated alert into the open one.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
 
+import msgspec
 import psycopg
 
 from alert_rules import EngineOutput, Observation
@@ -49,7 +48,11 @@ CHANNEL = "vs_rule_inbox"
 LEADER_LOCK = 0x76_73_72_6C
 #: Inbox rows judged per transaction (each holds one ingest transaction's readings).
 _ROWS_PER_DRAIN = 20
-_make = tuple.__new__
+#: The inbox's JSON, [[subject, metric, POSIX time, value|null], ...], straight to and from
+#: the engine's named tuples in C: the json module plus building the tuples in Python cost
+#: the consumer more than the engine itself (docs/benchmarks.md).
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(list[Observation])
 #: Longest wait between looks at the inbox when no notification arrives.
 _POLL_S = 0.5
 
@@ -58,10 +61,9 @@ def append(conn: Connection, readings: Sequence[ReadingLike], committed_at: date
     """Queue first-time ``readings`` for the rules (inside the ingest transaction)."""
     if not readings:
         return
-    observations = json.dumps(
-        [[r.subject, r.metric, r.time.timestamp(), r.value] for r in readings],
-        separators=(",", ":"),
-    )
+    observations = _ENCODER.encode(
+        [(r.subject, r.metric, r.time.timestamp(), r.value) for r in readings]
+    ).decode()
     conn.execute(
         "WITH queued AS (INSERT INTO rule_inbox (committed_at, observations)"
         " VALUES (%s, %s::json) RETURNING id) SELECT pg_notify(%s, '') FROM queued",
@@ -139,19 +141,12 @@ class RuleConsumer:
             now = now_utc()
             with conn.transaction():
                 rows = conn.execute(
-                    "SELECT id, observations FROM rule_inbox ORDER BY id LIMIT %s FOR UPDATE",
+                    "SELECT id, observations::text FROM rule_inbox ORDER BY id LIMIT %s FOR UPDATE",
                     (_ROWS_PER_DRAIN,),
                 ).fetchall()
                 if not rows:
                     return
-                # Written by :func:`append` alone: [subject, metric, POSIX time, value|null].
-                # tuple.__new__ builds the named tuples in C (the generated __new__ is a
-                # Python function and cost as much as the engine itself).
-                observations: list[Observation] = [
-                    _make(Observation, item)
-                    for _, queued in rows
-                    for item in cast("list[list[Any]]", queued)
-                ]
+                observations = _observations(rows)
                 judged = self._judge(conn, observations, now)
                 conn.execute(
                     "DELETE FROM rule_inbox WHERE id = ANY(%s)", ([row[0] for row in rows],)
@@ -197,6 +192,17 @@ class RuleConsumer:
             raise
         except psycopg.Error as exc:
             log.warning("rule maintenance skipped (%s)", exc)
+
+
+def _observations(rows: Sequence[tuple[object, ...]]) -> list[Observation]:
+    """The observations of inbox rows; a row that does not decode is logged and skipped."""
+    observations: list[Observation] = []
+    for row_id, text in rows:
+        try:
+            observations.extend(_DECODER.decode(str(text)))
+        except msgspec.DecodeError as exc:  # only append() writes rows: a bug if here
+            log.error("rule_inbox row %s is not a list of observations (%s); skipped", row_id, exc)
+    return observations
 
 
 def _try_lead(conn: Connection) -> bool:
