@@ -4,9 +4,10 @@ Ingest workers do not judge. Each ingest transaction appends the readings it sto
 first time to ``rule_inbox`` (:func:`append`, one row per transaction, in the same
 transaction as the readings) and notifies. One :class:`RuleConsumer` - whichever process
 holds the advisory lock; the others wait as hot standbys - drains the inbox in order, runs
-the engine, writes alerts and clearances and deletes the rows it judged in one transaction,
-then hands the alerts to the notifier. It also runs what needs time to pass: stale-data
-rules, rule-settings reloads, state checkpoints and the alert lifecycle.
+the engine, writes alerts and clearances, folds the readings into the plain path's rollup
+tables and deletes the rows in one transaction, then hands the alerts to the notifier. It
+also runs what needs time to pass: stale-data rules, rule-settings reloads, state
+checkpoints and the alert lifecycle.
 
 Why (docs/ingest.md, "Parallel workers"): an MQTT shared subscription hands each message to
 one worker, so with several workers each worker's engine used to see only part of a
@@ -34,7 +35,9 @@ from alert_rules import EngineOutput, Observation
 from ingest_service import alert_lifecycle
 from ingest_service.notifier import Notifier
 from ingest_service.rules_runner import RuleRunner
+from ingest_service.schema import storage_kind
 from ingest_service.settings import IngestSettings
+from ingest_service.storage import fold_rollups
 from vitals import now_utc
 from vitals.wire import ReadingLike
 
@@ -91,6 +94,7 @@ class RuleConsumer:
         self.judged = 0  # readings judged since start
         self.alerts = 0  # alerts raised since start
         self._next_tick = 0.0
+        self._fold = False  # whether this database keeps rollup tables (plain PostgreSQL)
 
     def run_until(self, stop: threading.Event) -> None:
         """Wait for the leader lock, then judge and tick until ``stop``; a lost database is
@@ -118,6 +122,7 @@ class RuleConsumer:
                 if stop.wait(1.0):
                     return
             conn.execute(f"LISTEN {CHANNEL}")
+            self._fold = storage_kind(conn) == "postgresql"
             self.rules.load(conn)  # the newest checkpoint: another consumer may have led
             self._next_tick = 0.0
             self.leading.set()
@@ -148,6 +153,8 @@ class RuleConsumer:
                     return
                 observations = _observations(rows)
                 judged = self._judge(conn, observations, now)
+                if self._fold:  # the plain path's rollups; TimescaleDB aggregates by itself
+                    fold_rollups(conn, observations)
                 conn.execute(
                     "DELETE FROM rule_inbox WHERE id = ANY(%s)", ([row[0] for row in rows],)
                 )

@@ -377,15 +377,16 @@ class IngestService:
         with conn.transaction():
             deliveries = self._devices.screen(conn, prepared.deliveries)
             result = writer.write(conn, deliveries, committed_at, rollups=False)
-            rule_consumer.append(conn, result.inserted, committed_at)  # judged once, elsewhere
+            # Judged, and folded into the rollups, once, by the rules consumer.
+            rule_consumer.append(conn, result.inserted, committed_at)
             for status in statuses:
                 upsert_gateway_status(conn, status)
             event_acks, events_bad = _store_events(conn, events, now, prefix)
             wave_acks, waves_stored, waves_bad = store_waveforms(conn, waveforms, now, prefix)
-            # Rows every worker updates (rollup cells, device last_seen) go last, in sorted
-            # order: their locks are then held only until the commit just below, so parallel
-            # workers do not queue behind each other's COPY and rules (docs/ingest.md).
-            writer.fold_rollups(conn, result.inserted)
+            # Rows every worker updates (device last_seen) go last, in sorted order: their
+            # locks are then held only until the commit just below, so parallel workers do not
+            # queue behind each other's COPY (docs/ingest.md). The rollup cells, shared too,
+            # are folded by the rules consumer from the inbox.
             self._devices.touch(conn, deliveries, committed_at)
         # Committed: now (and only now) release the broker's copies and confirm to the edge.
         for message in messages:

@@ -10,7 +10,8 @@ rollups and the rules engine, so a re-sent reading is never counted or alerted o
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from operator import itemgetter
@@ -135,8 +136,8 @@ class ReadingWriter:
     ) -> WriteResult:
         """Store readings and dead letters of ``deliveries`` (inside the caller's transaction).
 
-        ``rollups=False`` leaves the rollup tables to a later :meth:`fold_rollups` in the same
-        transaction (the ingest service folds last, to hold the shared cells' locks briefly).
+        ``rollups=False`` leaves the rollup tables to the caller: the ingest service queues
+        the first-time readings in ``rule_inbox`` and the rules consumer folds them there.
         """
         accepted = [
             (delivery.outcome, delivery)
@@ -154,15 +155,11 @@ class ReadingWriter:
             self._ensure_partitions(conn, rows)
         inserted_keys = _store(conn, rows)
         result = _account(conn, deliveries, accepted, inserted_keys, committed_at)
-        if rollups:
-            self.fold_rollups(conn, result.inserted)
+        if rollups and self.kind == "postgresql":
+            fold_rollups(
+                conn, [(r.subject, r.metric, r.time.timestamp(), r.value) for r in result.inserted]
+            )
         return result
-
-    def fold_rollups(self, conn: Connection, inserted: list[ReadingLike]) -> None:
-        """Fold first-time readings into the plain path's rollup tables (Timescale's
-        continuous aggregates need nothing)."""
-        if self.kind == "postgresql":
-            _update_rollups(conn, inserted)
 
     def _ensure_partitions(self, conn: Connection, rows: list[tuple[object, ...]]) -> None:
         times = [row[0] for row in rows if isinstance(row[0], datetime)]
@@ -206,8 +203,13 @@ def _store(conn: Connection, rows: list[tuple[object, ...]]) -> set[Key] | None:
         return {(str(d), str(m), t) for d, m, t in cur.fetchall() if isinstance(t, datetime)}
 
 
-def _update_rollups(conn: Connection, readings: list[ReadingLike]) -> None:
-    """Fold first-time readings with a value into the 5-minute and 1-hour rollup tables.
+#: What the rollups need of a reading: (subject, metric, POSIX time, value or None).
+Observed = tuple[str, str, float, float | None]
+
+
+def fold_rollups(conn: Connection, readings: Iterable[Observed]) -> None:
+    """Fold first-time readings with a value into the plain path's 5-minute and 1-hour
+    rollup tables (TimescaleDB's continuous aggregates need nothing; do not call it there).
 
     Buckets are aligned to the Unix epoch in UTC, like ``date_bin``/``time_bucket``. Readings
     are folded into the finest cells once; each coarser table is folded from those cells
@@ -215,12 +217,11 @@ def _update_rollups(conn: Connection, readings: list[ReadingLike]) -> None:
     """
     finest = ROLLUPS[0][1]
     cells: dict[tuple[int, str, str], list[float]] = {}
-    for reading in readings:
-        value = reading.value
+    for subject, metric, moment, value in readings:
         if value is None:
             continue
-        epoch = int(reading.time.timestamp())
-        key = (epoch - epoch % finest, reading.subject, reading.metric)
+        epoch = math.floor(moment)
+        key = (epoch - epoch % finest, subject, metric)
         cell = cells.get(key)
         if cell is None:
             cells[key] = [1.0, value, value, value]

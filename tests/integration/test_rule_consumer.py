@@ -1,4 +1,5 @@
-"""One rules consumer judges what every ingest worker stores (ingest_service.rule_consumer)."""
+"""One rules consumer judges what every ingest worker stores, and folds it into the rollups
+(ingest_service.rule_consumer)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,7 @@ def test_two_workers_split_a_stream_and_one_engine_judges_all_of_it(
             assert not any(w.rules.leading.is_set() for w in workers)
             assert pending(holder) == 2  # stored, not judged yet, not lost
             assert count(url, "SELECT count(*) FROM alerts") == 0
+            assert count(url, "SELECT count(*) FROM readings_5min") == 0  # folded there too
 
             holder.execute("SELECT pg_advisory_unlock(%s)", (LEADER_LOCK,))
             assert wait_for(lambda: any(w.rules.leading.is_set() for w in workers), 10)
@@ -88,6 +90,7 @@ def test_two_workers_split_a_stream_and_one_engine_judges_all_of_it(
             )
             assert pending(holder) == 0
             assert sum(w.rules.judged for w in workers) == 2
+            assert count(url, "SELECT coalesce(sum(n), 0) FROM readings_1h") == 2
             assert [w.rules.leading.is_set() for w in workers].count(True) == 1
         finally:
             for n, worker in enumerate(workers):
