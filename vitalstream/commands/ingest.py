@@ -85,6 +85,7 @@ def run_command(
     signal.signal(signal.SIGTERM, _graceful)
     signal.signal(signal.SIGINT, _graceful)
     if workers > 1:
+        tune_garbage_collector()  # the rules consumer runs here, with the engine's state
         supervise(settings, workers, ready_file, log_level, stop)
         return
     follow_supervisor(stop)
