@@ -46,11 +46,11 @@ import psycopg
 from pydantic import Field
 
 from alert_rules.pathways import assess_pathways
-from ingest_service.consumer import persistent_consumer
+from ingest_service.consumer import connect, persistent_consumer
 from ingest_service.handoff_fhir import build_handoff_bundle, bundle_json
 from ingest_service.schema import migrate
 from ingest_service.sealing import PayloadOpener
-from ingest_service.settings import PayloadSealingSettings
+from ingest_service.settings import ConsumerSettings
 from vitals import (
     BatchAck,
     PayloadError,
@@ -59,7 +59,6 @@ from vitals import (
     encode,
     gateway_topic,
     now_utc,
-    parse_broker_url,
     parse_topic,
     subscription,
 )
@@ -68,7 +67,7 @@ from vitals.incident import HandoffReceipt, Incident, IncidentEvent, PathwayActi
 log = logging.getLogger("vitalstream.handoff")
 
 
-class HandoffSettings(PayloadSealingSettings):
+class HandoffSettings(ConsumerSettings):
     """Settings of the handoff service (``VITALSTREAM_*``, docs/configuration.md)."""
 
     database_url: str = Field("postgresql://postgres@127.0.0.1:5432/vitalstream")
@@ -161,8 +160,7 @@ class HandoffService:
     def __enter__(self) -> HandoffService:
         self._conn = psycopg.connect(self.settings.database_url, connect_timeout=5)
         migrate(self._conn)
-        broker = parse_broker_url(self.settings.broker_url)
-        self._client.connect_async(broker.host, broker.port, keepalive=20)
+        connect(self._client, self.settings, self.settings.broker_url)
         self._client.loop_start()
         return self
 

@@ -34,7 +34,7 @@ from psycopg.errors import TransactionRollback
 from psycopg.types.json import Jsonb
 
 from ingest_service import partitions, rule_consumer
-from ingest_service.consumer import persistent_consumer
+from ingest_service.consumer import connect, persistent_consumer
 from ingest_service.devices import DeviceRegistry
 from ingest_service.rule_consumer import RuleConsumer
 from ingest_service.schema import DatabaseKind, migrate
@@ -57,7 +57,6 @@ from vitals import (
     encode,
     gateway_topic,
     now_utc,
-    parse_broker_url,
     parse_topic,
     subscription,
 )
@@ -138,14 +137,7 @@ class IngestService:
                 target=self.rules.run_until, args=(self._rules_stop,), name="rules", daemon=True
             )
             self._rules_thread.start()
-        broker = parse_broker_url(self.settings.broker_url)
-        if broker.tls:  # mqtts://: verify the broker; present the ingest identity (mTLS)
-            self._client.tls_set(
-                ca_certs=self.settings.tls_ca_file,
-                certfile=self.settings.tls_cert_file,
-                keyfile=self.settings.tls_key_file,
-            )
-        self._client.connect_async(broker.host, broker.port, keepalive=20)
+        connect(self._client, self.settings, self.settings.broker_url)
         self._client.loop_start()
         return self
 

@@ -31,7 +31,21 @@ class PayloadSealingSettings(VitalstreamSettings):
     )
 
 
-class IngestSettings(PayloadSealingSettings):
+class ConsumerSettings(PayloadSealingSettings):
+    """What every platform consumer of gateway topics (ingest, handoff) needs besides the SM4
+    layer: TLS to the broker."""
+
+    # -- TLS to the broker (mqtts:// broker_url; docs/security.md) ------------------------------
+    tls_ca_file: str | None = Field(
+        None, description="CA of the broker's certificate (PEM); None = the system's store."
+    )
+    tls_cert_file: str | None = Field(
+        None, description="This service's client certificate (PEM), for mutual TLS."
+    )
+    tls_key_file: str | None = Field(None, description="Its private key (PEM, mode 0600).")
+
+
+class IngestSettings(ConsumerSettings):
     """Where the ingest service reads from and writes to, and how it batches."""
 
     database_url: str = Field(
@@ -64,14 +78,6 @@ class IngestSettings(PayloadSealingSettings):
         description="MQTT shared-subscription group ($share/<group>/...): workers in one group "
         "split the gateways' messages between them. None = a single worker gets everything.",
     )
-    # -- TLS to the broker (mqtts:// broker_url; docs/security.md) ------------------------------
-    tls_ca_file: str | None = Field(
-        None, description="CA of the broker's certificate (PEM); None = the system's store."
-    )
-    tls_cert_file: str | None = Field(
-        None, description="The ingest identity's client certificate (PEM), for mutual TLS."
-    )
-    tls_key_file: str | None = Field(None, description="Its private key (PEM, mode 0600).")
     # -- SM4 payload layer (ingest_service.sealing; docs/security.md) ---------------------------
     # -- alert notifications (ingest_service.notifier, docs/notifications.md) -------------------
     notify_urls: str = Field(

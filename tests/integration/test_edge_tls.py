@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from edge_agent import EdgeAgent, LinkTls
 from ingest_service import IngestService, IngestSettings
+from ingest_service.handoff import HandoffService, HandoffSettings
 from ingest_service.pki import (
     CertificateAuthority,
     certificate_pem,
@@ -219,3 +220,29 @@ def test_a_gateway_cannot_get_readings_stored_under_another_gateways_id(
         assert spoofer.counters.confirmed == 0
     finally:
         spoofer.stop()
+
+
+def test_the_handoff_service_joins_a_broker_that_requires_client_certificates(
+    secured: SecuredBroker, database_url: str
+) -> None:
+    """Same TLS settings as ingest (ConsumerSettings): with the identity it connects, without
+    a client certificate the broker refuses it."""
+    folder = secured.root / INGEST_IDENTITY
+
+    def handoff(with_certificate: bool) -> HandoffService:
+        return HandoffService(
+            HandoffSettings(
+                database_url=database_url,
+                broker_url=f"mqtts://localhost:{secured.port}",
+                topic_prefix=secured.prefix,
+                handoff_client_id=f"{INGEST_IDENTITY}-handoff",
+                tls_ca_file=str(folder / "ca.crt"),
+                tls_cert_file=str(folder / f"{INGEST_IDENTITY}.crt") if with_certificate else None,
+                tls_key_file=str(folder / f"{INGEST_IDENTITY}.key") if with_certificate else None,
+            )
+        )
+
+    with handoff(with_certificate=True) as service:
+        assert service.wait_ready(15), "the handoff service could not connect over mTLS"
+    with handoff(with_certificate=False) as service:
+        assert not service.wait_ready(3)
