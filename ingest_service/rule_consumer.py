@@ -37,7 +37,7 @@ from ingest_service.notifier import Notifier
 from ingest_service.rules_runner import RuleRunner
 from ingest_service.schema import storage_kind
 from ingest_service.settings import IngestSettings
-from ingest_service.storage import fold_rollups
+from ingest_service.storage import fold_rollups, observed
 from vitals import now_utc
 from vitals.wire import ReadingLike
 
@@ -64,9 +64,7 @@ def append(conn: Connection, readings: Sequence[ReadingLike], committed_at: date
     """Queue first-time ``readings`` for the rules (inside the ingest transaction)."""
     if not readings:
         return
-    observations = _ENCODER.encode(
-        [(r.subject, r.metric, r.time.timestamp(), r.value) for r in readings]
-    ).decode()
+    observations = _ENCODER.encode(observed(readings)).decode()
     conn.execute(
         "WITH queued AS (INSERT INTO rule_inbox (committed_at, observations)"
         " VALUES (%s, %s::json) RETURNING id) SELECT pg_notify(%s, '') FROM queued",

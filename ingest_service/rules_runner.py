@@ -39,6 +39,7 @@ from alert_rules import (
 )
 from alert_rules.state import STATE_FORMAT
 from ingest_service import audit
+from ingest_service.storage import observed
 from vitals import Alert
 from vitals.wire import ReadingLike
 
@@ -116,7 +117,7 @@ class RuleRunner:
 
         Runs inside the caller's transaction; call :meth:`adopt` after the commit.
         """
-        return self.judge_observations(conn, [observation(r) for r in readings], now)
+        return self.judge_observations(conn, [Observation(*o) for o in observed(readings)], now)
 
     def judge_observations(
         self, conn: Connection, observations: Sequence[Observation], now: datetime
@@ -161,11 +162,6 @@ class RuleRunner:
         written = len(part)
         self._dirty.clear()
         return written
-
-
-def observation(reading: ReadingLike) -> Observation:
-    """The engine's view of a reading: (subject, metric, POSIX time, value)."""
-    return Observation(reading.subject, reading.metric, reading.time.timestamp(), reading.value)
 
 
 def write_alerts(conn: Connection, alerts: Sequence[Alert]) -> None:

@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from ingest_service import partitions
 from ingest_service.schema import DatabaseKind
 from ingest_service.validate import AcceptedBatch, RejectedMessage
-from vitals import Alert, GatewayStatus, Reading, encode
+from vitals import GatewayStatus, Reading, encode
 from vitals.wire import ReadingLike
 
 _STAGING = """
@@ -156,9 +156,7 @@ class ReadingWriter:
         inserted_keys = _store(conn, rows)
         result = _account(conn, deliveries, accepted, inserted_keys, committed_at)
         if rollups and self.kind == "postgresql":
-            fold_rollups(
-                conn, [(r.subject, r.metric, r.time.timestamp(), r.value) for r in result.inserted]
-            )
+            fold_rollups(conn, observed(result.inserted))
         return result
 
     def _ensure_partitions(self, conn: Connection, rows: list[tuple[object, ...]]) -> None:
@@ -205,6 +203,11 @@ def _store(conn: Connection, rows: list[tuple[object, ...]]) -> set[Key] | None:
 
 #: What the rollups need of a reading: (subject, metric, POSIX time, value or None).
 Observed = tuple[str, str, float, float | None]
+
+
+def observed(readings: Iterable[ReadingLike]) -> list[Observed]:
+    """What the rollups and the rules need of each reading (the rule inbox carries these)."""
+    return [(r.subject, r.metric, r.time.timestamp(), r.value) for r in readings]
 
 
 def fold_rollups(conn: Connection, readings: Iterable[Observed]) -> None:
@@ -354,21 +357,6 @@ def _account(
                 bookkeeping,
             )
     return result
-
-
-def write_alerts(conn: Connection, alerts: Sequence[Alert]) -> None:
-    """Insert the rules engine's new alerts (inside the caller's transaction)."""
-    if not alerts:
-        return
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO alerts (subject, rule, severity, time, message, metric, value, state) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            [
-                (a.subject, a.rule, a.severity, a.time, a.message, a.metric, a.value, a.state)
-                for a in alerts
-            ],
-        )
 
 
 def upsert_gateway_status(conn: Connection, status: GatewayStatus) -> None:

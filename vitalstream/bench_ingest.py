@@ -42,7 +42,7 @@ from ingest_service.storage import COPY_DIRECT, COPY_TYPES, reading_row
 from vitals import Batch, Reading, encode, gateway_topic, parse_broker_url
 from vitals.broker import forget_session
 from vitalstream import services
-from vitalstream.ingest_workers import start_ingest
+from vitalstream.ingest_workers import await_ready, start_ingest
 
 log = logging.getLogger("vitalstream.bench")
 
@@ -275,11 +275,9 @@ def _start_ingest(
         str(workers),
         log_file=workdir / f"{client_id}.log",
     )
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise services.ServiceError("the ingest service did not start for the benchmark")
-        time.sleep(0.05)
+    if not await_ready(proc, ready, 60):
+        proc.kill()
+        raise services.ServiceError("the ingest service did not start for the benchmark")
     return proc
 
 

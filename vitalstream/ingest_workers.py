@@ -52,6 +52,24 @@ def start_ingest(
         )
 
 
+def await_ready(
+    proc: subprocess.Popen[bytes],
+    ready: Path,
+    timeout_s: float,
+    stop: threading.Event | None = None,
+) -> bool:
+    """True once ``proc`` created ``ready``; False if it exited, ``timeout_s`` passed or
+    ``stop`` was set first."""
+    deadline = time.monotonic() + timeout_s
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        if stop is not None and stop.is_set():
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def supervise(
     settings: IngestSettings,
     workers: int,
@@ -79,15 +97,12 @@ def supervise(
             "--log-level",
             log_level,
         )
-        deadline = time.monotonic() + _READY_TIMEOUT_S
-        while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline or stop.is_set():
-                proc.kill()
-                raise services.ServiceError(
-                    f"ingest worker {n} did not start (exit {proc.poll()}); run "
-                    "`vitalstream ingest run` without --workers to see why"
-                )
-            time.sleep(0.05)
+        if not await_ready(proc, ready, _READY_TIMEOUT_S, stop):
+            proc.kill()
+            raise services.ServiceError(
+                f"ingest worker {n} did not start (exit {proc.poll()}); run "
+                "`vitalstream ingest run` without --workers to see why"
+            )
         return proc
 
     procs: list[subprocess.Popen[bytes]] = []
